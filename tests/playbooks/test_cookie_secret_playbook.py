@@ -31,4 +31,4 @@ def test_generated_once_then_kept_and_never_printed(playbook_runner: Runner, tmp
 
     assert secret not in output
     # no_log tasks still announce themselves, so the test really ran them at -vvv.
-    assert "the output has been hidden due to the fact that 'no_log: true' was specified" in output
+    assert output.count("the output has been hidden due to the fact that") >= 3

@@ -1,0 +1,93 @@
+"""Render fixtures: the cluster layer rendered to folders, with no API server and no kubeconfig."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+INVENTORIES = HERE / "inventory"
+PROFILES = ("local", "aks")
+CLUSTER_PLAYBOOK = REPO / "playbooks" / "cluster.yml"
+
+
+@dataclass
+class Render:
+    """One rendered profile: its folder, its objects (file name -> object) and the run's output."""
+
+    profile: str
+    directory: Path
+    result: subprocess.CompletedProcess[str]
+    objects: dict[str, dict] = field(default_factory=dict)
+    inventory_vars: dict = field(default_factory=dict)
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return [obj for obj in self.objects.values() if obj["kind"] == kind]
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict:
+        for obj in self.of_kind(kind):
+            meta = obj["metadata"]
+            if meta["name"] == name and meta.get("namespace") == namespace:
+                return obj
+        raise AssertionError(f"{kind} {namespace}/{name} was not rendered; files: {sorted(self.objects)}")
+
+
+def inventory_vars(profile: str) -> dict:
+    return yaml.safe_load((INVENTORIES / f"{profile}.yml").read_text())["all"]["vars"]
+
+
+@pytest.fixture(scope="session")
+def render_env(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """ansible_env without any way to reach a cluster."""
+    env = {k: v for k, v in ansible_env.items() if not k.startswith("K8S_AUTH_")}
+    env["KUBECONFIG"] = str(tmp_path_factory.mktemp("no-kube") / "does-not-exist")
+    return env
+
+
+@pytest.fixture(scope="session")
+def render_profile(render_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    """Render a profile (with extra -e arguments) into a fresh folder; cached per arguments."""
+    cache: dict[tuple[str, tuple[str, ...]], Render] = {}
+
+    def render(profile: str, *extra: str, check: bool = True, directory: Path | None = None) -> Render:
+        key = (profile, extra)
+        if directory is None and key in cache:
+            return cache[key]
+        cacheable = directory is None
+        directory = directory or tmp_path_factory.mktemp(f"render-{profile}") / "out"
+        command = [
+            str(REPO / ".venv" / "bin" / "ansible-playbook"),
+            str(CLUSTER_PLAYBOOK),
+            "-i",
+            str(INVENTORIES / f"{profile}.yml"),
+            "-e",
+            f"zerotrust_aks_render_dir={directory}",
+            *extra,
+        ]
+        result = subprocess.run(
+            command, env=render_env, cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"render of {profile} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        rendered = Render(profile, directory, result, inventory_vars=inventory_vars(profile))
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.yaml")):
+                documents = [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+                assert len(documents) == 1, f"{path.name} holds {len(documents)} objects, expected one"
+                rendered.objects[path.name] = documents[0]
+        if cacheable:
+            cache[key] = rendered
+        return rendered
+
+    return render
+
+
+@pytest.fixture(scope="session", params=PROFILES)
+def rendered(request: pytest.FixtureRequest, render_profile) -> Render:
+    """Each profile rendered with its test inventory."""
+    return render_profile(request.param)

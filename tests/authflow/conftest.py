@@ -1,0 +1,139 @@
+"""Fixtures of the auth-flow suite: the applied objects, the tool binaries and the running stack.
+
+Where the objects come from:
+- default: the cluster layer rendered with the local render inventory
+  (``tests/render/inventory/local.yml``) plus Secrets generated here — render mode writes no
+  Secret, so the values are made up for the run;
+- ``ZEROTRUST_AKS_AUTHFLOW_KUBECONFIG=/path/to/kubeconfig``: read back from that API server
+  (``harness.objects_from_cluster``), e.g. the testbed after a converge. A suite that has its own
+  cluster fixture overrides ``applied_objects`` instead (a fixture of the same name in its
+  conftest.py returning ``harness.objects_from_cluster(kubeconfig)``).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import fcntl
+import os
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from . import harness
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+RENDER_INVENTORY = REPO / "tests" / "render" / "inventory" / "local.yml"
+CACHE = Path(os.environ.get("ZEROTRUST_AKS_CACHE", Path.home() / ".cache" / "zerotrust-aks"))
+# The API: no Ingress may route to it. A stand-in answers at its Service address, so a route
+# added by mistake would show up as a request it received.
+COLORS_API_SERVICE = harness.service_key("colors-api", 80, "colors-api")
+# Values of the generated Secrets, by the env variable of oauth2-proxy that reads them.
+# 32 random bytes, base64url without padding: a cookie secret oauth2-proxy accepts.
+_GENERATED = {
+    "OAUTH2_PROXY_CLIENT_ID": lambda: "zerotrust-aks-authflow",
+    "OAUTH2_PROXY_CLIENT_SECRET": lambda: secrets.token_urlsafe(24),
+    "OAUTH2_PROXY_COOKIE_SECRET": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
+}
+
+
+def generated_secrets(deployment: dict) -> dict[str, dict]:
+    """One Secret per secretKeyRef of the oauth2-proxy container, with made-up values."""
+    namespace = deployment["metadata"]["namespace"]
+    data: dict[str, dict[str, str]] = {}
+    container = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "oauth2-proxy")
+    for entry in container.get("env") or []:
+        ref = (entry.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            if entry["name"] not in _GENERATED:
+                raise AssertionError(f"no generator for env {entry['name']} (Secret {ref['name']})")
+            data.setdefault(ref["name"], {})[ref["key"]] = _GENERATED[entry["name"]]()
+    return {name: harness.make_secret(namespace, name, values) for name, values in data.items()}
+
+
+@pytest.fixture(scope="session")
+def rendered_cluster_layer(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cluster layer rendered (no API server) with the local render inventory."""
+    env = {k: v for k, v in ansible_env.items() if not k.startswith("K8S_AUTH_")}
+    env["KUBECONFIG"] = str(tmp_path_factory.mktemp("no-kube") / "does-not-exist")
+    out = tmp_path_factory.mktemp("authflow-render") / "out"
+    command = [
+        str(REPO / ".venv" / "bin" / "ansible-playbook"),
+        str(REPO / "playbooks" / "cluster.yml"),
+        "-i",
+        str(RENDER_INVENTORY),
+        "-e",
+        f"zerotrust_aks_render_dir={out}",
+    ]
+    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"rendering the cluster layer failed:\n{result.stdout[-4000:]}\n{result.stderr}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def applied_objects(request: pytest.FixtureRequest) -> harness.AppliedObjects:
+    """The oauth2-proxy Deployment + its Secrets and the Ingresses the login flow is built from."""
+    kubeconfig = os.environ.get("ZEROTRUST_AKS_AUTHFLOW_KUBECONFIG")
+    if kubeconfig:
+        return harness.objects_from_cluster(kubeconfig)
+    render_dir: Path = request.getfixturevalue("rendered_cluster_layer")
+    objects = harness.objects_from_render(render_dir, {})
+    return dataclasses.replace(objects, secrets=generated_secrets(dict(objects.deployment)))
+
+
+def _tool_path(tool: str) -> Path | None:
+    result = subprocess.run(
+        [str(REPO / "testbed" / "build"), "--print-path", tool], capture_output=True, text=True, check=False
+    )
+    return Path(result.stdout.strip()) if result.returncode == 0 else None
+
+
+@pytest.fixture(scope="session")
+def binaries() -> harness.Binaries:
+    """oauth2-proxy and the IdP from testbed/build (built now if missing), Debian's nginx."""
+    missing = [tool for tool in ("oauth2-proxy", "idp") if _tool_path(tool) is None]
+    if missing:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        # One Go build at a time on this machine: pytest sessions wait for each other here.
+        with (CACHE / "authflow-build.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            still_missing = [tool for tool in missing if _tool_path(tool) is None]
+            if still_missing:
+                subprocess.run([str(REPO / "testbed" / "build"), *still_missing], check=True, timeout=3600)
+    oauth2_proxy, idp = _tool_path("oauth2-proxy"), _tool_path("idp")
+    assert oauth2_proxy and idp, "testbed/build did not produce oauth2-proxy and idp"
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists() or not Path("/usr/lib/nginx/modules/ngx_http_set_misc_module.so").exists():
+        pytest.fail("Debian's nginx (with the set-misc module) is missing: run scripts/install-system-packages")
+    return harness.Binaries(oauth2_proxy=str(oauth2_proxy), idp=str(idp), nginx=nginx)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    applied_objects: harness.AppliedObjects, binaries: harness.Binaries, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[harness.LoginStack]:
+    """IdP, oauth2-proxy, stand-in upstreams and nginx running; stopped after the module."""
+    work_dir = tmp_path_factory.mktemp("authflow")
+    with harness.login_stack(
+        applied_objects, binaries, work_dir, stand_in_services=[COLORS_API_SERVICE], lifetime_s=600
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def colors_api_service() -> str:
+    """service_key() of the colors-api Service, which no Ingress may route to."""
+    return COLORS_API_SERVICE
+
+
+@pytest.fixture
+def browser(stack: harness.LoginStack) -> harness.ScriptedBrowser:
+    """A fresh scripted browser (no cookies) for the running stack."""
+    stack.check_running()
+    return stack.browser()

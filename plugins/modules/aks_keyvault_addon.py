@@ -1,0 +1,196 @@
+#!/usr/bin/python
+# Copyright: zerotrust.aks contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: aks_keyvault_addon
+short_description: Enable the AKS Key Vault secrets provider add-on with secret rotation, changing nothing else
+version_added: 0.1.0
+description:
+  - Reads the managed cluster and compares the C(azureKeyvaultSecretsProvider) add-on (enabled,
+    C(enableSecretRotation), C(rotationPollInterval)) and, with O(workload_identity=true), the OIDC issuer and
+    Workload Identity switches, with what is asked.
+  - Only when something differs, sends the cluster back as read with only those fields changed (the managed
+    cluster API has no PATCH except for tags, and C(az aks enable-addons) does the same), then waits for the
+    long-running operation. A run where nothing differs sends no PUT.
+  - C(azure.azcollection.azure_rm_aks) rewrites the whole cluster from its own options and cannot set the
+    rotation options; C(azure.azcollection.azure_rm_resource) does not wait for a PUT answered with 200/201
+    and an C(Azure-AsyncOperation) header, hence this module.
+  - Returns the add-on identity's client id (C(addonProfiles.azureKeyvaultSecretsProvider.identity.clientId))
+    and the cluster's OIDC issuer URL.
+author:
+  - zerotrust.aks developers (@zerotrust)
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+options:
+  resource_group:
+    description: Resource group of the cluster.
+    type: str
+    required: true
+  name:
+    description: Name of the managed cluster.
+    type: str
+    required: true
+  secret_rotation:
+    description: Whether the CSI driver polls Key Vault for new secret versions.
+    type: bool
+    default: true
+  rotation_poll_interval:
+    description: How often it polls, as a Go duration in whole seconds, minutes or hours (C(2m), C(120s), C(1h)).
+    type: str
+    default: 2m
+  workload_identity:
+    description: Also enable the cluster's OIDC issuer and Workload Identity (neither can be disabled here).
+    type: bool
+    default: false
+  api_version:
+    description: Microsoft.ContainerService API version.
+    type: str
+    default: "2024-09-01"
+  timeout:
+    description: Seconds to wait for the cluster update.
+    type: int
+    default: 1800
+extends_documentation_fragment:
+  - azure.azcollection.azure
+"""
+
+EXAMPLES = r"""
+- name: Enable the Key Vault add-on with rotation every two minutes
+  zerotrust.aks.aks_keyvault_addon:
+    resource_group: rg-aks
+    name: aks-demo
+    rotation_poll_interval: 2m
+  register: addon
+
+- name: Show the identity the SecretProviderClass uses
+  ansible.builtin.debug:
+    msg: "{{ addon.identity_client_id }}"
+"""
+
+RETURN = r"""
+changes:
+  description: What differed (or differs, in check mode), as sentences.
+  returned: success
+  type: list
+  elements: str
+identity_client_id:
+  description: Client id of the add-on's managed identity; empty before the add-on exists (check mode).
+  returned: success
+  type: str
+identity_object_id:
+  description: Object (principal) id of the add-on's managed identity.
+  returned: success
+  type: str
+identity_resource_id:
+  description: Resource id of the add-on's managed identity.
+  returned: success
+  type: str
+oidc_issuer_url:
+  description: The cluster's OIDC issuer URL; empty when the issuer is off.
+  returned: success
+  type: str
+workload_identity_enabled:
+  description: Whether Workload Identity is on.
+  returned: success
+  type: bool
+cluster_id:
+  description: Resource id of the cluster.
+  returned: success
+  type: str
+location:
+  description: Region of the cluster.
+  returned: success
+  type: str
+"""
+
+import typing as t
+
+from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
+from ansible_collections.zerotrust.aks.plugins.module_utils._aks_addon import (
+    POLL_INTERVAL,
+    outputs,
+    put_body,
+    wanted_changes,
+)
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import AzureRestClient, AzureRestError
+
+
+class AksKeyVaultAddon(AzureRMModuleBase):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.module_arg_spec = dict(
+            resource_group=dict(type="str", required=True),
+            name=dict(type="str", required=True),
+            secret_rotation=dict(type="bool", default=True),
+            rotation_poll_interval=dict(type="str", default="2m"),
+            workload_identity=dict(type="bool", default=False),
+            api_version=dict(type="str", default="2024-09-01"),
+            timeout=dict(type="int", default=1800),
+        )
+        self.results: dict[str, t.Any] = dict(changed=False, changes=[])
+        super().__init__(self.module_arg_spec, supports_check_mode=True, supports_tags=False)
+
+    def exec_module(self, **kwargs: t.Any) -> dict[str, t.Any]:
+        if not POLL_INTERVAL.match(kwargs["rotation_poll_interval"]):
+            self.fail(
+                "rotation_poll_interval must be a whole number of seconds, minutes or hours such as 2m, 120s "
+                f"or 1h, got {kwargs['rotation_poll_interval']!r}"
+            )
+        resource_manager = self.azure_auth._cloud_environment.endpoints.resource_manager.rstrip("/")
+        arm = AzureRestClient(self.azure_auth.azure_credential_track2, resource_manager, resource_manager + "/.default")
+        url = (
+            f"subscriptions/{self.subscription_id}/resourceGroups/{kwargs['resource_group']}"
+            f"/providers/Microsoft.ContainerService/managedClusters/{kwargs['name']}"
+        )
+        params = {"api-version": kwargs["api_version"]}
+        wanted = dict(
+            secret_rotation=kwargs["secret_rotation"],
+            rotation_poll_interval=kwargs["rotation_poll_interval"],
+            workload_identity=kwargs["workload_identity"],
+        )
+        try:
+            cluster = arm.get_or_none(url, params=params)
+            if cluster is None:
+                self.fail(f"managed cluster {kwargs['name']} not found in resource group {kwargs['resource_group']}")
+            changes = wanted_changes(cluster, **wanted)
+            self.results.update(outputs(cluster), changes=changes)
+            if not changes:
+                return self.results
+            self.results["changed"] = True
+            if self.module._diff:
+                self.results["diff"] = dict(before="", after="".join(f"{change}\n" for change in changes))
+            if self.check_mode:
+                return self.results
+            headers = {}
+            etag = cluster.get("etag") or cluster.get("eTag")
+            if etag:
+                # Fail instead of overwriting a change someone made since the read.
+                headers["If-Match"] = str(etag)
+            answer = arm.request(
+                "PUT", url, params=params, body=put_body(cluster, **wanted), headers=headers, ok=(200, 201, 202)
+            )
+            updated = arm.wait_for_arm_operation(
+                answer, arm.url(url), kwargs["api_version"], timeout=float(kwargs["timeout"])
+            )
+            self.results.update(outputs(updated))
+        except AzureRestError as exc:
+            self.fail(f"managed cluster request failed: {exc}", status=exc.status, error_code=exc.code)
+        except TimeoutError as exc:
+            self.fail(str(exc))
+        return self.results
+
+
+def main() -> None:
+    AksKeyVaultAddon()
+
+
+if __name__ == "__main__":
+    main()

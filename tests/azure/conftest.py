@@ -1,0 +1,103 @@
+"""Fixtures for the azure layer's tests: a fake Azure over HTTPS and an environment pointing at it.
+
+See fake_azure.py for what is faked and why (no Azure emulator is available as a Go module).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import typing as t
+from pathlib import Path
+
+import certifi
+import pytest
+from fake_azure import FakeAzure  # this directory is on sys.path (no __init__.py: "azure" is the SDK's package)
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+SUBSCRIPTION = "66666666-7777-8888-9999-000000000000"
+DEPLOYER_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+DEPLOYER_SECRET = "deployer-secret-" + "x9Q2"  # the fake's only credential, checked never to be printed
+RESOURCE_GROUP = "rg-zerotrust"
+CLUSTER = "aks-zerotrust"
+CACHE = Path(os.environ.get("ZEROTRUST_AKS_CACHE", Path.home() / ".cache" / "zerotrust-aks"))
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FakeAzure]:
+    azure = FakeAzure(
+        tmp_path_factory.mktemp("fake-azure"),
+        tenant_id=TENANT,
+        subscription_id=SUBSCRIPTION,
+        client_id=DEPLOYER_ID,
+        client_secret=DEPLOYER_SECRET,
+        lifetime=1800,
+    ).start()
+    azure.add_resource_group(RESOURCE_GROUP)
+    azure.add_cluster(RESOURCE_GROUP, CLUSTER)
+    yield azure
+    azure.stop()
+
+
+@pytest.fixture(scope="module")
+def azure_env(fake: FakeAzure, ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """azure.azcollection's environment credentials and cloud, pointed at the fake."""
+    bundle = tmp_path_factory.mktemp("ca") / "bundle.pem"
+    bundle.write_text(Path(certifi.where()).read_text() + fake.ca_file.read_text())
+    env = dict(ansible_env)
+    for name in list(env):
+        if name.startswith(("AZURE_", "ANSIBLE_AZURE_")):
+            del env[name]
+    env.update(
+        AZURE_CLIENT_ID=DEPLOYER_ID,
+        AZURE_SECRET=DEPLOYER_SECRET,
+        AZURE_TENANT=TENANT,
+        AZURE_SUBSCRIPTION_ID=SUBSCRIPTION,
+        AZURE_CLOUD_ENVIRONMENT=fake.base_url,
+        AZURE_DISABLE_INSTANCE_DISCOVERY="true",
+        REQUESTS_CA_BUNDLE=str(bundle),
+        SSL_CERT_FILE=str(bundle),
+        # azure.azcollection 3.12 cannot resolve a cloud_environment URL on its own: see shim/sitecustomize.py.
+        PYTHONPATH=str(Path(__file__).resolve().parent / "shim"),
+        # The virtualenv is installed without bytecode and azure_rm_common imports every Azure SDK:
+        # compiling them on each module run costs ~15 s of CPU. Cache the bytecode outside the repo.
+        PYTHONPYCACHEPREFIX=str(CACHE / "pycache"),
+        HOME=env.get("HOME", str(Path.home())),
+    )
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+Runner = t.Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def azure_playbook(azure_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Runner:
+    """Run playbooks/azure.yml with the test inventory variables and extra arguments."""
+    vars_file = tmp_path_factory.mktemp("vars") / "azure.yml"
+    vars_file.write_text(
+        "\n".join(
+            [
+                f"zerotrust_aks_resource_group: {RESOURCE_GROUP}",
+                f"zerotrust_aks_cluster_name: {CLUSTER}",
+                "zerotrust_aks_keyvault_name: zt-aks-kv-test",
+                "zerotrust_aks_hosts: [colors.example.com, www.colors.example.com]",
+                "zerotrust_aks_group_membership_claims: SecurityGroup",
+                "",
+            ]
+        )
+    )
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [str(VENV_BIN / "ansible-playbook"), "playbooks/azure.yml", "-e", f"@{vars_file}", *args]
+        result = subprocess.run(
+            command, env=azure_env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed ({result.returncode})\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run

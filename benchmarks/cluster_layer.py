@@ -111,7 +111,7 @@ def main() -> int:
 
         testbed(env, "up", "--lifetime", "30m")
         apply = [kubectl, "apply", "--server-side", "--field-manager=benchmark", "-f", str(render_dir)]
-        wait = [kubectl, "wait", "deployment", "--all", "--all-namespaces", "--for=condition=Available", "--timeout=300s"]
+        wait = [kubectl, "wait", "deployment", "--all", "--all-namespaces", "--for=condition=Available"]
         script = ["bash", "-c", f"{' '.join(apply)} && {' '.join(wait)}"]
         print("kubectl apply --server-side -f <render dir> && kubectl wait")
         results["kubectl_first"] = measure("first apply   ", script, env, audit)

@@ -101,3 +101,112 @@ def azure_playbook(azure_env: dict[str, str], tmp_path_factory: pytest.TempPathF
         return result
 
     return run
+
+
+# site.yml end to end (test_site_end_to_end.py): the azure layer against the fake, the cluster
+# layer on a private local testbed (testbed/README.md) on which the SecretProviderClass CRD is
+# installed as the AKS add-on would.
+
+TESTBED = REPO / "testbed" / "testbed"
+SPC_CRD = Path(__file__).resolve().parent / "crds" / "secrets-store.csi.x-k8s.io_secretproviderclasses.yaml"
+SITE_KEYVAULT = "zt-aks-kv-site"
+SITE_HOST = "colors.example.com"
+
+
+class SiteTestbed(t.NamedTuple):
+    state_dir: Path
+    kubeconfig: Path
+    audit_log: Path
+    kubectl: Path
+
+    def kubectl_run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+
+
+@pytest.fixture(scope="module")
+def site_testbed(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[SiteTestbed]:
+    """A testbed of this module's own (private state dir, 30 min lifetime), always taken down."""
+    state = tmp_path_factory.mktemp("testbed") / "state"
+    env = {**os.environ, "ZEROTRUST_AKS_TESTBED_DIR": str(state)}
+
+    def testbed(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(TESTBED), *args], env=env, capture_output=True, text=True, timeout=1800, check=check)
+
+    try:
+        up = testbed("up", "--lifetime", "30m", check=False)
+        if up.returncode != 0:
+            raise AssertionError(f"testbed up failed ({up.returncode})\n{up.stdout}\n{up.stderr}")
+        exports = dict(line.removeprefix("export ").split("=", 1) for line in testbed("env").stdout.splitlines())
+        yield SiteTestbed(
+            state_dir=state,
+            kubeconfig=Path(exports["KUBECONFIG"]),
+            audit_log=Path(exports["ZEROTRUST_AKS_TESTBED_AUDIT_LOG"]),
+            kubectl=Path(exports["ZEROTRUST_AKS_KUBECTL"]),
+        )
+    finally:
+        testbed("down", check=False)
+
+
+@pytest.fixture(scope="module")
+def secret_provider_class_crd(site_testbed: SiteTestbed) -> str:
+    """Install the Secrets Store CSI driver's SecretProviderClass CRD, as the AKS add-on does."""
+    site_testbed.kubectl_run("apply", "--server-side", "-f", str(SPC_CRD))
+    name = "secretproviderclasses.secrets-store.csi.x-k8s.io"
+    site_testbed.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    return name
+
+
+@pytest.fixture(scope="module")
+def site_playbook(
+    azure_env: dict[str, str],
+    site_testbed: SiteTestbed,
+    secret_provider_class_crd: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Runner:
+    """Run site.yml with the aks profile in apply mode: Azure = the fake, cluster = the testbed.
+
+    Only inputs are in the inventory, so the azure layer's outputs (set_fact) reach the cluster
+    layer; extra vars would override them.
+    """
+    inventory = tmp_path_factory.mktemp("site-inventory") / "hosts.yml"
+    inventory.write_text(
+        "\n".join(
+            [
+                "all:",
+                "  hosts:",
+                "    localhost:",
+                "      ansible_connection: local",
+                '      ansible_python_interpreter: "{{ ansible_playbook_python }}"',
+                "  vars:",
+                "    zerotrust_aks_platform: aks",
+                '    zerotrust_aks_render_dir: ""',
+                f"    zerotrust_aks_host: {SITE_HOST}",
+                f"    zerotrust_aks_resource_group: {RESOURCE_GROUP}",
+                f"    zerotrust_aks_cluster_name: {CLUSTER}",
+                f"    zerotrust_aks_keyvault_name: {SITE_KEYVAULT}",
+                "    zerotrust_aks_identity_mode: addon",
+                "    # kwok Pods never run, so nothing would serve the ingress-nginx admission webhook.",
+                "    ingress_nginx_admission_webhook: false",
+                "",
+            ]
+        )
+    )
+    env = dict(azure_env, K8S_AUTH_KUBECONFIG=str(site_testbed.kubeconfig), KUBECONFIG=str(site_testbed.kubeconfig))
+    for name in list(env):
+        if name.startswith("K8S_AUTH_") and name != "K8S_AUTH_KUBECONFIG":
+            del env[name]
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [str(VENV_BIN / "ansible-playbook"), "site.yml", "-i", str(inventory), *args]
+        result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=1200, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed ({result.returncode})\n{result.stdout}\n{result.stderr}")
+        return result
+
+    return run

@@ -275,6 +275,11 @@ def start(name: str, binary: Path, args: list[str], lifetime: str, state: Path) 
             start_new_session=True,
             cwd=state,
         )
+    # Until the child has exec'd `timeout`, /proc/PID/cmdline is still this script's, and
+    # is_ours() would take the new process for one that already exited.
+    deadline = time.monotonic() + 10
+    while proc.poll() is None and str(binary) not in proc_cmdline(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
     return {"name": name, "pid": proc.pid, "binary": str(binary), "log": str(logfile)}
 
 

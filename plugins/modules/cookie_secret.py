@@ -24,14 +24,14 @@ description:
 author:
   - zerotrust.aks developers (@zerotrust)
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - The module changes nothing outside itself, so check mode computes the same result,
         including a newly generated value.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The diff shows fingerprints of the old and new value, never the values.
@@ -75,6 +75,8 @@ seealso:
   - name: oauth2-proxy cookie secret
     description: How oauth2-proxy generates and validates cookie secrets.
     link: https://oauth2-proxy.github.io/oauth2-proxy/configuration/overview#generating-a-cookie-secret
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 """
 
 EXAMPLES = r"""

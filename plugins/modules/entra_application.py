@@ -27,11 +27,11 @@ description:
 author:
   - zerotrust.aks developers (@zerotrust)
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   display_name:
@@ -90,6 +90,7 @@ options:
       - Microsoft Graph root URL. Defaults to the cloud environment's (C(https://graph.microsoft.com) in AzureCloud).
     type: str
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - azure.azcollection.azure
 notes:
   - The identity running the module needs the Graph permission C(Application.ReadWrite.OwnedBy) (then it must own

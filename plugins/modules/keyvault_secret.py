@@ -22,11 +22,11 @@ description:
 author:
   - zerotrust.aks developers (@zerotrust)
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - Fingerprints only, never values.
@@ -63,6 +63,7 @@ options:
     type: str
     default: "7.4"
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - azure.azcollection.azure
 """
 

@@ -19,13 +19,13 @@ description:
 author:
   - zerotrust.aks developers (@zerotrust)
 attributes:
+  platform:
+    platforms: posix
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - Reports the files it would write and remove.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: partial
     details:
       - The diff lists file names, not contents.
@@ -61,6 +61,8 @@ requirements:
   - PyYAML
 notes:
   - The role C(zerotrust.aks.manifests) uses this module for its render mode.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 """
 
 EXAMPLES = r"""

@@ -14,20 +14,15 @@ import json
 import typing as t
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.zerotrust.aks.plugins.module_utils import _cookie_secret as rules
 from ansible_collections.zerotrust.aks.plugins.modules import cookie_secret
+from ansible_collections.zerotrust.aks.tests.unit.plugins.modules import utils
 
 VALID_COMBINATIONS = [(16, "base64url"), (24, "base64url"), (32, "base64url"), (16, "hex")]
 
 
 def run_module(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
-    """Run the module with ``args``; return its exit JSON (with ``rc`` 0 or 1)."""
-    with patch_module_args(args), pytest.raises(SystemExit) as exc:
-        cookie_secret.main()
-    result: dict[str, t.Any] = json.loads(capsys.readouterr().out)
-    result["rc"] = exc.value.code
-    return result
+    return utils.run_module(cookie_secret.main, capsys, **args)
 
 
 def fields_without_secret(result: dict[str, t.Any]) -> str:

@@ -4,24 +4,19 @@
 
 from __future__ import annotations
 
-import json
 import typing as t
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.zerotrust.aks.plugins.modules import manifest_files
+from ansible_collections.zerotrust.aks.tests.unit.plugins.modules import utils
 
 NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}
 ACCOUNT = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "demo", "namespace": "demo"}}
 
 
 def run_module(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
-    with patch_module_args(args), pytest.raises(SystemExit) as exc:
-        manifest_files.main()
-    result: dict[str, t.Any] = json.loads(capsys.readouterr().out)
-    result["rc"] = exc.value.code
-    return result
+    return utils.run_module(manifest_files.main, capsys, **args)
 
 
 def files(*objects: dict[str, t.Any]) -> list[dict[str, t.Any]]:

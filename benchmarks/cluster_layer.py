@@ -28,12 +28,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 ADMIN_USER = "zerotrust-aks-admin"
-# Same switches as the Molecule testbed scenario (molecule/testbed/host_vars/localhost.yml).
-EXTRA_VARS = {
-    "zerotrust_aks_render_dir": "",
-    "zerotrust_aks_client_secret": "benchmark-client-secret",
-    "ingress_nginx_admission_webhook": False,
-}
+# The switches the Molecule testbed scenario uses to apply the local profile to a testbed.
+TESTBED_VARS = REPO / "molecule" / "testbed" / "host_vars" / "localhost.yml"
 
 
 def run(command: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -91,9 +87,7 @@ def main() -> int:
         PROFILE_TASKS_TASK_OUTPUT_LIMIT="8",
     )
     kubectl = run([str(REPO / "testbed" / "build"), "--print-path", "kubectl"], env).stdout.strip()
-    vars_file = work / "vars.json"
-    vars_file.write_text(json.dumps(EXTRA_VARS))
-    playbook = ["ansible-playbook", "playbooks/cluster.yml", "-e", f"@{vars_file}"]
+    playbook = ["ansible-playbook", "playbooks/cluster.yml", "-e", f"@{TESTBED_VARS}"]
     results: dict[str, Any] = {}
     try:
         # The manifests kubectl gets: the playbook's own render mode, same variables.

@@ -1,0 +1,97 @@
+# Copyright: zerotrust.aks contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal to zerotrust.aks (no compatibility promise): the order in which the stack's
+Kubernetes objects are applied and rendered, their file names in render mode, and the
+ownership marker. Shared by the apply engine (k8s_apply) and render mode (manifest_files), so
+both agree on one order."""
+
+from __future__ import annotations
+
+import typing as t
+
+# Apply and file order. A kind not listed sorts between Service and Deployment.
+KIND_ORDER: tuple[str, ...] = (
+    "Namespace",
+    "CustomResourceDefinition",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "ConfigMap",
+    "Secret",
+    "SecretProviderClass",
+    "IngressClass",
+    "Service",
+    "Deployment",
+    "DaemonSet",
+    "Job",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "Ingress",
+    "ValidatingWebhookConfiguration",
+)
+UNKNOWN_KIND_RANK = KIND_ORDER.index("Deployment")
+
+# The ownership marker: a label the collection puts only on objects it created. Teardown
+# deletes objects carrying it (with the stack's instance as value), and nothing else.
+OWNER_LABEL = "zerotrust.aks/owned-by"
+
+
+class ObjectError(ValueError):
+    """An object that cannot be applied or rendered (no kind, no name, ...)."""
+
+
+def identity(obj: t.Mapping[str, t.Any]) -> tuple[str, str, str, str]:
+    """(apiVersion, kind, namespace, name) of an object; namespace '' when cluster-scoped or unset."""
+    if not isinstance(obj, t.Mapping):
+        raise ObjectError(f"an object must be a mapping, got {type(obj).__name__}")
+    kind = obj.get("kind")
+    api_version = obj.get("apiVersion")
+    metadata = obj.get("metadata") or {}
+    name = metadata.get("name") if isinstance(metadata, t.Mapping) else None
+    if not kind or not api_version or not name:
+        raise ObjectError(
+            "every object needs apiVersion, kind and metadata.name; got "
+            f"apiVersion={api_version!r} kind={kind!r} name={name!r}"
+        )
+    namespace = metadata.get("namespace") or ""
+    return str(api_version), str(kind), str(namespace), str(name)
+
+
+def describe(obj: t.Mapping[str, t.Any]) -> str:
+    """Kind/namespace/name for messages, e.g. 'Deployment oauth2-proxy/oauth2-proxy'."""
+    _, kind, namespace, name = identity(obj)
+    return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
+
+
+def kind_rank(kind: str) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else UNKNOWN_KIND_RANK
+
+
+def sort_key(obj: t.Mapping[str, t.Any]) -> tuple[int, str, str, str]:
+    _, kind, namespace, name = identity(obj)
+    return kind_rank(kind), namespace, kind, name
+
+
+def sorted_objects(objects: t.Iterable[t.Mapping[str, t.Any]]) -> list[t.Mapping[str, t.Any]]:
+    """The objects in apply order; fails on two objects with the same kind, namespace and name."""
+    result = sorted(objects, key=sort_key)
+    seen: set[tuple[str, str, str]] = set()
+    for obj in result:
+        _, kind, namespace, name = identity(obj)
+        key = (kind, namespace, name)
+        if key in seen:
+            raise ObjectError(f"{describe(obj)} is listed twice (was a role's output passed twice?)")
+        seen.add(key)
+    return result
+
+
+def file_names(objects: t.Sequence[t.Mapping[str, t.Any]]) -> list[str]:
+    """Render-mode file names of objects already in apply order:
+    NNN-<namespace|cluster>-<kind>-<name>.yaml."""
+    names = []
+    for index, obj in enumerate(objects, start=1):
+        _, kind, namespace, name = identity(obj)
+        names.append(f"{index:03d}-{namespace or 'cluster'}-{kind.lower()}-{name}.yaml")
+    return names

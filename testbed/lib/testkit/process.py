@@ -118,7 +118,9 @@ def stop_recorded(pid: int, binary: str, *, grace_s: float = 20.0, name: str = "
         time.sleep(0.05)
     for p in victims:
         if alive(p):
-            print(f"{name or binary} (pid {p}) ignored SIGTERM for {grace_s:.0f} s: SIGKILL", file=sys.stderr, flush=True)
+            print(
+                f"{name or binary} (pid {p}) ignored SIGTERM for {grace_s:.0f} s: SIGKILL", file=sys.stderr, flush=True
+            )
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
     while any(alive(p) for p in victims):
@@ -294,5 +296,9 @@ def start_on_free_ports(
             if not process.bind_failed() or attempt == attempts:
                 raise
             process.stop()
-            print(f"{process.name}: a port of {ports} was taken before it could bind it: new ports", file=sys.stderr, flush=True)
+            print(
+                f"{process.name}: a port of {ports} was taken before it could bind it: new ports",
+                file=sys.stderr,
+                flush=True,
+            )
     raise AssertionError("unreachable")  # pragma: no cover

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import typing as t
 from pathlib import Path
 
+from support.playbook import PlaybookRun
+
 HERE = Path(__file__).resolve().parent
 
-Runner = t.Callable[..., subprocess.CompletedProcess[str]]
+Runner = t.Callable[..., PlaybookRun]
 
 
 def test_generated_once_then_kept_and_never_printed(playbook_runner: Runner, tmp_path: Path) -> None:
     secret_file = tmp_path / "cookie-secret"
-    result = playbook_runner(HERE / "cookie_secret.yml", "-vvv", "-e", f"secret_file={secret_file}")
-    output = result.stdout + result.stderr
+    result = playbook_runner(HERE / "cookie_secret.yml", verbosity=3, extra_vars={"secret_file": str(secret_file)})
+    output = result.output
 
     secret = secret_file.read_text()
     assert len(secret) == 43  # 32 bytes, unpadded base64url
@@ -27,7 +28,7 @@ def test_generated_once_then_kept_and_never_printed(playbook_runner: Runner, tmp
     )
     assert match, output
     assert match.group(1) == match.group(2)
-    assert re.search(r"ok=\d+\s+changed=2\s", output)  # the first call and the file
+    assert result.changed == 2, result.describe()  # the first call and the file
 
     assert secret not in output
     # no_log tasks still announce themselves, so the test really ran them at -vvv.

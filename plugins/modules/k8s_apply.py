@@ -1,0 +1,400 @@
+#!/usr/bin/python
+# Copyright: zerotrust.aks contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: k8s_apply
+short_description: Apply (or tear down) a whole stack of Kubernetes objects in one run
+version_added: 0.1.0
+description:
+  - Applies every object of O(objects) and every Secret of O(secrets) with server-side apply, in
+    one process: one API discovery (aggregated discovery on Kubernetes 1.27 and later), one
+    LIST of Namespaces, then one C(PATCH) per object without reading it first.
+  - Whether an object changed comes from the server's answer, not from a read. V(201) means
+    created. For V(200) the object changed when the C(managedFields) entry of O(field_manager)
+    was written within a second of the answer's C(Date) header and the object's
+    C(resourceVersion) is newer than the revision of the Namespace LIST made at the start. A
+    no-op apply writes nothing, so both stay old.
+  - Objects are applied in the collection's order (Namespaces, CRDs, RBAC, ConfigMaps, Secrets,
+    Services, Deployments, ...). Kinds in O(apply_after_rollout) are applied after the
+    Deployments rolled out.
+  - Puts the ownership label C(zerotrust.aks/owned-by=<owner>) only on objects it created.
+    Namespaces it creates, and objects inside them, carry the label in the applied body.
+    Cluster-scoped objects, and objects in a Namespace the collection did not create, are
+    applied without it. When the server answers that the PATCH created such an object, a second
+    PATCH adds the label under the separate field manager C(<field_manager>-owner). An object
+    that existed before is never labelled.
+  - Waits in-process for the Deployments it applied. A Deployment has rolled out when
+    C(observedGeneration >= generation) and updated, available, current and desired replicas
+    are equal. The apply answers already carry each Deployment's status, so one that has rolled
+    out costs no request. The module watches the others from the C(resourceVersion) of that
+    answer.
+  - Waits for a CustomResourceDefinition from O(objects) to be C(Established) before applying
+    objects of its kind.
+  - Builds the Secrets of O(secrets) from O(secret_values), and keeps generated values (cookie
+    secret, self-signed certificate). Reads a generated Secret's current value with a C(GET)
+    before it builds the Secret. Secret values are never returned, logged or put in an error
+    message. Results and diffs show key names and fingerprints only.
+  - A pod template annotation C(zerotrust.aks/secrets-checksum) with the value V(auto) is
+    replaced by a checksum of the fingerprints of the Secrets from O(secrets) that the pods
+    read. A changed Secret therefore rolls the workloads that use it.
+  - With O(state=absent), deletes every object that carries the ownership label with the value
+    O(owner), of the kinds in O(objects) and of kind Secret, Namespaces last. Nothing without
+    the label is deleted.
+author:
+  - zerotrust.aks developers (@zerotrust)
+attributes:
+  platform:
+    platforms: posix
+  check_mode:
+    support: full
+    details:
+      - Nothing is written. An object in a Namespace that does not exist yet is reported as
+        created without asking the server, because a server-side dry run there would be
+        refused. Other objects are applied with C(dryRun=All) and compared with a C(GET) of the
+        current object.
+      - With O(state=absent), reports what would be deleted.
+  diff_mode:
+    support: full
+    details:
+      - Returns the object before (from a C(GET) made only in diff mode) and after the apply, as
+        YAML, for the objects that changed. For Secrets, only the key names and a fingerprint.
+options:
+  state:
+    description:
+      - V(present) applies the objects. V(absent) deletes what the collection created for
+        O(owner).
+    type: str
+    choices: [present, absent]
+    default: present
+  objects:
+    description:
+      - The Kubernetes objects to apply, each a complete manifest with C(apiVersion), C(kind),
+        C(metadata.name) and, for namespaced kinds, C(metadata.namespace).
+      - Objects of kind C(Secret) are refused. Give Secrets as O(secrets), so that their values
+        come from O(secret_values) and never appear in the task's arguments or output.
+      - Listing the same kind, namespace and name twice fails.
+      - The label C(zerotrust.aks/owned-by) is the module's own. A value given here is ignored.
+      - With O(state=absent), only the C(apiVersion) and C(kind) of each object matter. They say
+        which kinds to look for.
+    type: list
+    elements: dict
+    default: []
+  secrets:
+    description:
+      - Secret specs without values. Each entry has C(namespace), C(name), optional C(type),
+        C(labels) and C(annotations), and either C(data) or C(generate).
+      - C(data) maps each data key to C({value_from; <key of secret_values>}).
+      - "C(generate) makes a value and keeps it on later runs: C({type: cookie_secret, key: <data
+        key>}) (optional C(rotate), C(value_from)), or C({type: tls_selfsigned, host: <DNS
+        name>}) (optional C(group), C(valid_days), C(renew_before_days))."
+      - Not C(no_log), because Ansible would then mask every string in it, namespace names
+        included, everywhere in the output. The values belong in O(secret_values).
+    type: list
+    elements: dict
+    default: []
+  secret_values:
+    description:
+      - The secret inputs, by the keys that O(secrets) names in C(value_from). Every value is a
+        string.
+    type: dict
+    default: {}
+  owner:
+    description:
+      - The stack instance. It is the value of the ownership label C(zerotrust.aks/owned-by),
+        and a valid Kubernetes label value.
+    type: str
+    required: true
+  field_manager:
+    description:
+      - The server-side apply field manager. Conflicts with other managers are forced
+        (C(force=true)).
+      - The ownership label of objects that could only be marked after creation is held by
+        C(<field_manager>-owner).
+    type: str
+    default: zerotrust-aks
+  wait:
+    description:
+      - Wait for the applied Deployments to roll out before the kinds in O(apply_after_rollout)
+        are applied and the module returns.
+      - With O(state=absent), wait until the owned Namespaces are gone.
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait in all, for rollouts (or Namespace deletion), and for each
+        CustomResourceDefinition to become Established.
+    type: int
+    default: 300
+  apply_after_rollout:
+    description:
+      - Kinds applied only after the Deployments rolled out. The ingress-nginx admission webhook
+        must be serving before the API server lets Ingresses through it.
+    type: list
+    elements: str
+    default: [Ingress, ValidatingWebhookConfiguration]
+notes:
+  - Connection options and their C(K8S_AUTH_*) environment variables are the same as in
+    kubernetes.core. The module reads kubeconfigs itself. It supports tokens, token files,
+    client certificates, basic auth and exec credential plugins such as kubelogin. For legacy
+    C(auth-provider) entries it uses the C(kubernetes) Python package.
+  - O(persist_config) has no effect. Refreshed tokens are not written back.
+  - A C(CustomResourceDefinition) that the collection created is deleted with O(state=absent),
+    and with it every object of its kind.
+requirements:
+  - urllib3
+  - PyYAML (to read a kubeconfig file, and for O(ignore:diff) output)
+  - cryptography (only for C(generate.type=tls_selfsigned) Secrets)
+seealso:
+  - name: Server-side apply
+    description: How the API server merges applied fields and tracks their managers.
+    link: https://kubernetes.io/docs/reference/using-api/server-side-apply/
+  - module: kubernetes.core.k8s
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - kubernetes.core.k8s_auth_options
+"""
+
+EXAMPLES = r"""
+- name: Apply the cluster layer in one module run
+  zerotrust.aks.k8s_apply:
+    owner: colors
+    objects: "{{ manifests_objects }}"
+    secrets:
+      - namespace: oauth2-proxy
+        name: oauth2-proxy
+        data:
+          client-id: {value_from: client_id}
+          client-secret: {value_from: client_secret}
+      - namespace: oauth2-proxy
+        name: oauth2-proxy-cookie
+        generate: {type: cookie_secret, key: cookie-secret}
+    secret_values:
+      client_id: "{{ entra_client_id }}"
+      client_secret: "{{ entra_client_secret }}"
+  register: applied
+
+- name: Show what changed
+  ansible.builtin.debug:
+    msg: "{{ applied.counts }} in {{ applied.requests }} API requests"
+
+- name: Use a bearer token as AWX injects it (K8S_AUTH_HOST, K8S_AUTH_API_KEY)
+  zerotrust.aks.k8s_apply:
+    owner: colors
+    objects: "{{ manifests_objects }}"
+    wait_timeout: 600
+
+- name: Remove everything the collection created for this stack
+  zerotrust.aks.k8s_apply:
+    state: absent
+    owner: colors
+    objects: "{{ manifests_objects }}"
+"""
+
+RETURN = r"""
+objects:
+  description: One entry per applied object, in apply order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: The object's kind.
+      type: str
+    namespace:
+      description: The object's namespace, empty for cluster-scoped objects.
+      type: str
+    name:
+      description: The object's name.
+      type: str
+    action:
+      description: V(created), V(configured) (an existing object changed) or V(unchanged).
+      type: str
+  sample:
+    - {kind: Namespace, namespace: "", name: colors-web, action: created}
+    - {kind: Deployment, namespace: colors-web, name: colors-web, action: unchanged}
+secrets:
+  description: One entry per Secret of O(secrets). It holds no values.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    namespace:
+      description: The Secret's namespace.
+      type: str
+    name:
+      description: The Secret's name.
+      type: str
+    keys:
+      description: The Secret's data keys.
+      type: list
+      elements: str
+    fingerprint:
+      description: A short hash of the Secret's data. It changes when a value changes.
+      type: str
+    reason:
+      description: Why the value is what it is (kept, generated, built from the spec, ...).
+      type: str
+    generated:
+      description: Whether this run generated a new value.
+      type: bool
+  sample:
+    - {namespace: oauth2-proxy, name: oauth2-proxy-cookie, keys: [cookie-secret],
+       fingerprint: "sha256:3f1c0e9a7b2d", reason: kept the stored value, generated: false}
+counts:
+  description: How many objects were created, configured and unchanged.
+  returned: always
+  type: dict
+  sample: {created: 0, configured: 1, unchanged: 41}
+requests:
+  description: The number of HTTP requests the module sent to the API server, watches included.
+  returned: always
+  type: int
+  sample: 45
+waited:
+  description:
+    - The Deployments the module had to wait for (those that had not rolled out when applied),
+      with the seconds spent on each, and the seconds spent waiting in all.
+  returned: always
+  type: dict
+  sample: {deployments: [{namespace: colors-web, name: colors-web, seconds: 2.1}], seconds: 2.3}
+deleted:
+  description:
+    - With O(state=absent), the objects deleted (or, in check mode, that would be deleted).
+      Objects inside an owned Namespace are listed too. They go with their Namespace.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: Namespace, namespace: "", name: colors-web}]
+seconds:
+  description: How long the module ran, from connecting to returning.
+  returned: success
+  type: float
+  sample: 1.42
+"""
+
+import os
+import re
+import time
+import typing as t
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_apply import Engine, EngineError, Options
+from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_client import HAS_URLLIB3, Client
+from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_connection import (
+    ConnectionConfigError,
+    auth_argument_spec,
+    resolve,
+)
+from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_secrets import MissingLibraryError
+from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_teardown import absent
+
+# Kubernetes label value syntax (apimachinery IsValidLabelValue), non-empty.
+LABEL_VALUE = re.compile(r"\A(?=.{1,63}\Z)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\Z")
+
+ARGUMENT_SPEC: dict[str, t.Any] = {
+    "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "objects": {"type": "list", "elements": "dict", "default": []},
+    "secrets": {"type": "list", "elements": "dict", "default": []},
+    "secret_values": {"type": "dict", "default": {}, "no_log": True},
+    "owner": {"type": "str", "required": True},
+    "field_manager": {"type": "str", "default": "zerotrust-aks"},
+    "wait": {"type": "bool", "default": True},
+    "wait_timeout": {"type": "int", "default": 300},
+    "apply_after_rollout": {
+        "type": "list",
+        "elements": "str",
+        "default": ["Ingress", "ValidatingWebhookConfiguration"],
+    },
+    **auth_argument_spec(),
+}
+
+
+def input_errors(params: t.Mapping[str, t.Any]) -> list[str]:
+    """What the argument spec cannot say; messages name the option, never a secret value."""
+    errors = []
+    if not LABEL_VALUE.match(params["owner"] or ""):
+        errors.append(
+            f"owner must be a Kubernetes label value (1-63 letters, digits, '-', '_', '.', starting and "
+            f"ending with a letter or digit), got {params['owner']!r}"
+        )
+    for index, obj in enumerate(params["objects"]):
+        if obj.get("kind") == "Secret":
+            name = (obj.get("metadata") or {}).get("name")
+            errors.append(
+                f"objects[{index}] is a Secret ({name!r}): give Secrets as secrets (specs) with their values in "
+                "secret_values, so that no value appears in the task's arguments or output"
+            )
+    for key, value in params["secret_values"].items():
+        if not isinstance(value, str):
+            errors.append(f"secret_values.{key} must be a string, got {type(value).__name__}")
+    if params["wait_timeout"] < 1:
+        errors.append(f"wait_timeout must be at least 1, got {params['wait_timeout']}")
+    return errors
+
+
+def _leaf_strings(value: t.Any) -> t.Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _leaf_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaf_strings(item)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    params = module.params
+    # An in-memory kubeconfig holds credentials; a path does not (see auth_argument_spec).
+    if isinstance(params.get("kubeconfig"), dict):
+        module.no_log_values.update(s for s in _leaf_strings(params["kubeconfig"]) if len(s) > 3)
+    # A literal value in a spec (instead of value_from) is still a secret: mask it everywhere.
+    for spec in params["secrets"]:
+        for source in (spec.get("data") or {}).values() if isinstance(spec, dict) else ():
+            if isinstance(source, dict) and isinstance(source.get("value"), str) and source["value"]:
+                module.no_log_values.add(source["value"])
+    if not HAS_URLLIB3:
+        module.fail_json(msg=missing_required_lib("urllib3"))
+    errors = input_errors(params)
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+
+    started = time.monotonic()
+    try:
+        client = Client(resolve(params, os.environ))
+    except (ConnectionConfigError, OSError, ValueError) as e:
+        module.fail_json(msg=f"cannot configure the Kubernetes connection: {e}")
+    engine = Engine(
+        client,
+        Options(
+            owner=params["owner"],
+            field_manager=params["field_manager"],
+            wait=params["wait"],
+            wait_timeout=params["wait_timeout"],
+            apply_after_rollout=tuple(params["apply_after_rollout"]),
+            check_mode=module.check_mode,
+            diff=module._diff,
+        ),
+    )
+    try:
+        if params["state"] == "present":
+            engine.present(params["objects"], params["secrets"], params["secret_values"])
+        else:
+            absent(engine, params["objects"])
+    except MissingLibraryError as e:
+        module.fail_json(msg=missing_required_lib(e.library), **engine.result())
+    except (EngineError, ValueError) as e:
+        # ValueError: ObjectError (no name, duplicates), SecretSpecError, fill_checksums' refusals.
+        module.fail_json(msg=str(e), **engine.result())
+    finally:
+        client.close()
+    module.exit_json(seconds=round(time.monotonic() - started, 2), **engine.result())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,15 +1,20 @@
 # Copyright: zerotrust.aks contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Internal to zerotrust.aks (no compatibility promise): a lean HTTP client for the Kubernetes
-API — urllib3 with raw paths over one kept-alive connection, counting every request it sends.
+API — the standard library's http.client with raw paths over one kept-alive connection, counting
+every request it sends.
 
-Not the ``kubernetes`` package's ApiClient: importing it costs ~1 s (every API model), and the
-engine needs only JSON over a handful of verbs."""
+Not the ``kubernetes`` package's ApiClient: importing it costs ~1 s (every API model). Not
+urllib3 either: its import alone (~0.25 s) costs more than AnsibleModule's, for a pool the engine
+does not need (one connection, one request at a time)."""
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import os
+import socket
 import ssl
 import tempfile
 import typing as t
@@ -18,15 +23,9 @@ from urllib.parse import urlencode, urlsplit
 
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_connection import Connection
 
-try:
-    import urllib3
-
-    HAS_URLLIB3 = True
-except ImportError:  # pragma: no cover - ansible-core's own dependencies pull urllib3 in on most hosts
-    HAS_URLLIB3 = False
-
 USER_AGENT = "zerotrust.aks/k8s_apply"
 APPLY_PATCH = "application/apply-patch+yaml"
+CONNECT_TIMEOUT = 15.0
 
 
 class ApiError(Exception):
@@ -71,6 +70,10 @@ def _bypass_proxy(host: str, no_proxy: str | None) -> bool:
     return False
 
 
+def _basic(credentials: str) -> str:
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
+
+
 def ssl_context(conn: Connection) -> ssl.SSLContext:
     """The TLS settings of CONN; certificate data is written to a private temporary directory
     only for the moment ``load_cert_chain`` (which wants files) reads it."""
@@ -96,6 +99,21 @@ def ssl_context(conn: Connection) -> ssl.SSLContext:
     return context
 
 
+class _HTTPSConnection(http.client.HTTPSConnection):
+    """HTTPSConnection that can check the certificate against another name (tls-server-name)."""
+
+    def __init__(self, *args: t.Any, server_hostname: str | None = None, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.server_hostname = server_hostname
+
+    def connect(self) -> None:
+        if not self.server_hostname:
+            super().connect()
+            return
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_hostname)  # type: ignore[attr-defined]
+
+
 class Client:
     """JSON requests to one API server. ``requests`` counts what was sent (watches included)."""
 
@@ -107,31 +125,74 @@ class Client:
         if conn.token:
             self.headers["Authorization"] = f"Bearer {conn.token}"
         elif conn.username and conn.password:
-            self.headers.update(urllib3.util.make_headers(basic_auth=f"{conn.username}:{conn.password}"))
+            self.headers["Authorization"] = _basic(f"{conn.username}:{conn.password}")
         for name, value in conn.headers.items():
-            # urllib3 sends a list value as one comma-joined header, which the API server splits.
+            # One comma-joined header: the API server splits Impersonate-Group values.
             self.headers[name] = ",".join(value) if isinstance(value, list) else value
-        pool_args: dict[str, t.Any] = {
-            "maxsize": 2,
-            "retries": False,
-            "timeout": urllib3.Timeout(connect=15, read=timeout),
-        }
-        if urlsplit(conn.host).scheme == "https":
-            pool_args["ssl_context"] = ssl_context(conn)
-            pool_args["cert_reqs"] = "CERT_REQUIRED" if conn.verify else "CERT_NONE"
-            if conn.server_hostname:
-                pool_args["server_hostname"] = conn.server_hostname
-            if not conn.verify:
-                pool_args["assert_hostname"] = False
-        self.pool: urllib3.PoolManager
+        target = urlsplit(conn.host)
+        self.https = target.scheme == "https"
+        self.base_path = target.path.rstrip("/")
+        self.target = (target.hostname or "", target.port or (443 if self.https else 80))
+        self.proxy = None
+        self.proxy_headers: dict[str, str] = {}
         if conn.proxy and not _bypass_proxy(conn.host, conn.no_proxy):
-            proxy_headers = urllib3.util.make_headers(**conn.proxy_headers) if conn.proxy_headers else None
-            self.pool = urllib3.ProxyManager(conn.proxy, proxy_headers=proxy_headers, **pool_args)
-        else:
-            self.pool = urllib3.PoolManager(**pool_args)
+            proxy = urlsplit(conn.proxy if "://" in conn.proxy else f"http://{conn.proxy}")
+            self.proxy = (proxy.hostname or "", proxy.port or 3128)
+            options = conn.proxy_headers or {}
+            if options.get("proxy_basic_auth"):
+                self.proxy_headers["Proxy-Authorization"] = _basic(options["proxy_basic_auth"])
+            if options.get("basic_auth"):
+                self.headers["Authorization"] = _basic(options["basic_auth"])
+            if options.get("user_agent"):
+                self.proxy_headers["User-Agent"] = options["user_agent"]
+        self.context = ssl_context(conn) if self.https else None
+        self._connection: http.client.HTTPConnection | None = None
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        if self._connection is None:
+            host, port = self.proxy or self.target
+            connection: http.client.HTTPConnection
+            if self.https:
+                connection = _HTTPSConnection(
+                    host, port, timeout=CONNECT_TIMEOUT, context=self.context, server_hostname=self.conn.server_hostname
+                )
+                if self.proxy:
+                    connection.set_tunnel(*self.target, headers=self.proxy_headers)
+            else:
+                connection = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
+            connection.connect()
+            self._connection = connection
+        if self._connection.sock is not None:
+            self._connection.sock.settimeout(timeout)
+        return self._connection
 
     def url(self, path: str, query: t.Mapping[str, t.Any] | None = None) -> str:
         return f"{self.conn.host}{path}" + (f"?{urlencode(query)}" if query else "")
+
+    def _target(self, path: str, query: t.Mapping[str, t.Any] | None) -> str:
+        target = f"{self.base_path}{path}" + (f"?{urlencode(query)}" if query else "")
+        if self.proxy and not self.https:  # a plain-HTTP proxy wants the absolute URL
+            return f"http://{self.target[0]}:{self.target[1]}{target}"
+        return target
+
+    def _send(
+        self, method: str, target: str, data: bytes | None, headers: dict[str, str], timeout: float
+    ) -> http.client.HTTPResponse:
+        """One request; a kept-alive connection the server closed meanwhile is re-opened once."""
+        for attempt in (1, 2):
+            reused = self._connection is not None
+            try:
+                connection = self._connect(timeout)
+                connection.request(method, target, body=data, headers=headers)
+                return connection.getresponse()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
+                self.close()
+                if not reused or attempt == 2:
+                    raise ConnectionFailure(str(e) or type(e).__name__) from e
+            except (OSError, http.client.HTTPException) as e:
+                self.close()
+                raise ConnectionFailure(_cause(e)) from e
+        raise AssertionError("unreachable")
 
     def request(
         self,
@@ -150,51 +211,52 @@ class Client:
             headers["Content-Type"] = content_type
             data = json.dumps(body, separators=(",", ":")).encode()
         self.requests += 1
+        answer = self._send(method, self._target(path, query), data, headers, self.timeout)
         try:
-            answer = self.pool.request(method, self.url(path, query), body=data, headers=headers)
-        except urllib3.exceptions.HTTPError as e:
+            payload = answer.read()
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
             raise ConnectionFailure(_cause(e)) from e
+        if answer.will_close:
+            self.close()
         if answer.status not in ok:
-            raise ApiError(method, path, answer.status, answer.data, answer.reason or "")
-        parsed = json.loads(answer.data) if answer.data else None
-        return Response(answer.status, answer.headers, parsed)
+            raise ApiError(method, path, answer.status, payload, answer.reason or "")
+        parsed = json.loads(payload) if payload else None
+        return Response(answer.status, dict(answer.getheaders()), parsed)
 
     def watch(self, path: str, query: t.Mapping[str, t.Any], seconds: int) -> t.Iterator[dict[str, t.Any]]:
         """Events of a watch that the server ends after SECONDS; ends quietly when the stream breaks."""
         self.requests += 1
         query = dict(query, watch="true", timeoutSeconds=max(1, seconds))
-        try:
-            answer = self.pool.request(
-                "GET",
-                self.url(path, query),
-                headers=dict(self.headers, Accept="application/json"),
-                preload_content=False,
-                timeout=urllib3.Timeout(connect=15, read=seconds + 15),
-            )
-        except urllib3.exceptions.HTTPError as e:
-            raise ConnectionFailure(_cause(e)) from e
+        headers = dict(self.headers, Accept="application/json")
+        answer = self._send("GET", self._target(path, query), None, headers, seconds + 15)
+        finished = False
         try:
             if answer.status != 200:
                 raise ApiError("WATCH", path, answer.status, answer.read(), answer.reason or "")
-            pending = b""
-            for chunk in answer.stream(65536):
-                pending += chunk
-                while b"\n" in pending:
-                    line, pending = pending.split(b"\n", 1)
-                    if line.strip():
-                        yield json.loads(line)
-        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError):
+            while True:
+                line = answer.readline()
+                if not line:
+                    finished = True
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        except (OSError, http.client.HTTPException):
             return
         finally:
-            answer.release_conn()
+            if not finished or answer.will_close:
+                self.close()  # an unread stream leaves the connection unusable
 
     def close(self) -> None:
-        self.pool.clear()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
-def _cause(error: Exception) -> str:
-    """The innermost useful text of a urllib3 failure (refused, certificate verify failed, ...)."""
-    reason = getattr(error, "reason", None)
-    text = str(reason or error)
-    # "HTTPSConnection(host=..., port=...): Failed to establish a new connection: [Errno 111] ..."
-    return text.split("): ", 1)[-1] if "): " in text else text
+def _cause(error: BaseException) -> str:
+    """A readable cause: "[Errno 111] Connection refused", "certificate verify failed: ..."."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS: {error.verify_message or error}"
+    if isinstance(error, socket.timeout):
+        return "timed out"
+    return str(error) or type(error).__name__

@@ -145,7 +145,6 @@ notes:
   - A C(CustomResourceDefinition) that the collection created is deleted with O(state=absent),
     and with it every object of its kind.
 requirements:
-  - urllib3
   - PyYAML (to read a kubeconfig file, and for O(ignore:diff) output)
   - cryptography (only for C(generate.type=tls_selfsigned) Secrets)
 seealso:
@@ -283,7 +282,7 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_apply import Engine, EngineError, Options
-from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_client import HAS_URLLIB3, Client
+from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_client import Client
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_connection import (
     ConnectionConfigError,
     auth_argument_spec,
@@ -358,8 +357,6 @@ def main() -> None:
         for source in (spec.get("data") or {}).values() if isinstance(spec, dict) else ():
             if isinstance(source, dict) and isinstance(source.get("value"), str) and source["value"]:
                 module.no_log_values.add(source["value"])
-    if not HAS_URLLIB3:
-        module.fail_json(msg=missing_required_lib("urllib3"))
     errors = input_errors(params)
     if errors:
         module.fail_json(msg="; ".join(errors))

@@ -99,7 +99,7 @@ class Engine:
         return result
 
     def _record(self, obj: t.Mapping[str, t.Any], action: str) -> None:
-        _, kind, namespace, name = identity(obj)
+        kind, namespace, name = identity(obj)[1:]
         self.objects.append({"kind": kind, "namespace": namespace, "name": name, "action": action})
 
     # --- connection ----------------------------------------------------------------------
@@ -147,7 +147,7 @@ class Engine:
                 spec = obj.get("spec") or {}
                 self._crds[(str(spec.get("group")), str((spec.get("names") or {}).get("kind")))] = dict(obj)
         for obj in objects:
-            api_version, kind, namespace, _ = identity(obj)
+            api_version, kind, namespace = identity(obj)[:3]
             resource = self.discovery.get(api_version, kind)
             if resource is None:
                 crd = self._crds.get((api_version.rpartition("/")[0], kind))
@@ -168,7 +168,7 @@ class Engine:
         """The Resource of OBJ; for a kind its CRD defines in this run, after waiting until the
         CRD is Established (its spec then gives plural and scope: no further discovery).
         None in check mode when the CRD is not there yet."""
-        api_version, kind, _, _ = identity(obj)
+        api_version, kind = identity(obj)[:2]
         found = self.discovery.get(api_version, kind)
         if found is not None or self.options.check_mode:
             return found
@@ -300,7 +300,7 @@ class Engine:
         query = {"fieldManager": manager, "force": "true"}
         if dry_run:
             query["dryRun"] = "All"
-        api_version, kind, _, _ = identity(obj)
+        api_version, kind = identity(obj)[:2]
         deadline = time.monotonic() + FRESH_CRD_RETRY_SECONDS
         while True:
             try:

@@ -30,7 +30,7 @@ def kinds_to_list(objects: t.Iterable[t.Mapping[str, t.Any]]) -> list[tuple[str,
     """Distinct (apiVersion, kind) of OBJECTS plus Secret, in apply order."""
     seen: dict[tuple[str, str], None] = {("v1", "Secret"): None}
     for obj in objects:
-        api_version, kind, _, _ = identity(obj)
+        api_version, kind = identity(obj)[:2]
         seen.setdefault((api_version, kind), None)
     return sorted(seen, key=lambda pair: kind_rank(pair[1]))
 

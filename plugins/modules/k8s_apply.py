@@ -11,8 +11,8 @@ short_description: Apply (or tear down) a whole stack of Kubernetes objects in o
 version_added: 0.1.0
 description:
   - Applies every object of O(objects) and every Secret of O(secrets) with server-side apply, in
-    one process: one API discovery (aggregated discovery on Kubernetes 1.27 and later), one
-    LIST of Namespaces, then one C(PATCH) per object without reading it first.
+    one process. It makes one API discovery (aggregated discovery on Kubernetes 1.27 and later),
+    one LIST of Namespaces, then one C(PATCH) per object without reading it first.
   - Whether an object changed comes from the server's answer, not from a read. V(201) means
     created. For V(200) the object changed when the C(managedFields) entry of O(field_manager)
     was written within a second of the answer's C(Date) header and the object's
@@ -297,7 +297,9 @@ LABEL_VALUE = re.compile(r"\A(?=.{1,63}\Z)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9]
 ARGUMENT_SPEC: dict[str, t.Any] = {
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     "objects": {"type": "list", "elements": "dict", "default": []},
-    "secrets": {"type": "list", "elements": "dict", "default": []},
+    # Explicitly not no_log: Ansible would mask every string in it (namespace names too) in all
+    # output. Specs hold no values; literal ones are masked in main().
+    "secrets": {"type": "list", "elements": "dict", "default": [], "no_log": False},
     "secret_values": {"type": "dict", "default": {}, "no_log": True},
     "owner": {"type": "str", "required": True},
     "field_manager": {"type": "str", "default": "zerotrust-aks"},

@@ -1,0 +1,418 @@
+# Copyright: zerotrust.aks contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""zerotrust.aks.k8s_apply against the real API server of the testbed, run by ansible-playbook
+as a user runs it: created/unchanged from the server's answers, the ownership marker, check
+mode, diff, Secrets kept out of the output, rollout timeout, teardown and request counts
+(checked against the API server's audit log)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import typing as t
+import uuid
+from pathlib import Path
+
+import pytest
+from support.playbook import PlaybookRun, run_playbook
+
+from .conftest import LocalTestbed
+
+REPO = Path(__file__).resolve().parents[2]
+OWNER_LABEL = "zerotrust.aks/owned-by"
+USER_AGENT = "zerotrust.aks/k8s_apply"
+CLIENT_SECRET = "client-secret-value-5d1c2b"  # noqa: S105 - must never be printed
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def deployment(namespace: str, name: str, **pod_spec: t.Any) -> dict[str, t.Any]:
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {"zerotrust.aks/secrets-checksum": "auto"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": "registry.k8s.io/pause:3.10",
+                            "envFrom": [{"secretRef": {"name": "oauth"}}],
+                        }
+                    ],
+                    **pod_spec,
+                },
+            },
+        },
+    }
+
+
+def stack(ns: str, user_ns: str, cluster_name: str, configmaps: int = 20) -> list[dict[str, t.Any]]:
+    """About as many objects as the cluster layer, in a new namespace, a user's namespace and
+    cluster-scoped."""
+    objects: list[dict[str, t.Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": ns}},
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": {"selector": {"app.kubernetes.io/name": "app"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+        deployment(ns, "app"),
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {"name": "app", "namespace": ns},
+            "spec": {"defaultBackend": {"service": {"name": "app", "port": {"number": 80}}}},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": cluster_name},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        },
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "in-user-ns", "namespace": user_ns}},
+    ]
+    objects += [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"cm-{i}", "namespace": ns},
+            "data": {"i": str(i)},
+        }
+        for i in range(configmaps)
+    ]
+    return objects
+
+
+def secret_specs(ns: str) -> list[dict[str, t.Any]]:
+    return [
+        {"namespace": ns, "name": "oauth", "data": {"client-secret": {"value_from": "client_secret"}}},
+        {"namespace": ns, "name": "cookie", "generate": {"type": "cookie_secret", "key": "cookie-secret"}},
+    ]
+
+
+class Applier:
+    """Runs k8s_apply through ansible-playbook and returns its result (from a file, so the
+    assertions do not depend on the callback's format)."""
+
+    def __init__(self, testbed: LocalTestbed, env: dict[str, str], tmp_path: Path) -> None:
+        self.testbed = testbed
+        self.env = dict(env, KUBECONFIG=str(testbed.kubeconfig))
+        self.tmp_path = tmp_path
+        self.runs = 0
+        (tmp_path / "inventory").write_text(
+            f"localhost ansible_connection=local ansible_python_interpreter={REPO / '.venv/bin/python'}\n"
+        )
+
+    def __call__(
+        self,
+        env: dict[str, str] | None = None,
+        check: bool = False,
+        diff: bool = False,
+        verbosity: int = 0,
+        **args: t.Any,
+    ) -> tuple[dict[str, t.Any], PlaybookRun]:
+        self.runs += 1
+        result_file = self.tmp_path / f"result-{self.runs}.json"
+        playbook = self.tmp_path / f"apply-{self.runs}.yml"
+        tasks = [
+            {
+                "name": "Apply the objects",
+                "zerotrust.aks.k8s_apply": args,
+                "register": "applied",
+                "ignore_errors": True,
+            },
+            {
+                "name": "Save the result for the test",
+                "ansible.builtin.copy": {
+                    "content": "{{ applied | to_json }}",
+                    "dest": str(result_file),
+                    "mode": "0600",
+                },
+                "check_mode": False,
+                "diff": False,
+            },
+        ]
+        playbook.write_text(
+            json.dumps([{"name": "k8s_apply", "hosts": "localhost", "gather_facts": False, "tasks": tasks}])
+        )
+        run = run_playbook(
+            playbook,
+            env=env or self.env,
+            inventory=[self.tmp_path / "inventory"],
+            check_mode=check,
+            diff=diff,
+            verbosity=verbosity,
+            timeout=300,
+        )
+        return json.loads(result_file.read_text()), run
+
+    def get(self, objects: list[dict[str, t.Any]]) -> dict[tuple[str, str, str], dict[str, t.Any]]:
+        """The objects as the API server has them now, by (kind, namespace, name); absent ones left out."""
+        listing = self.tmp_path / "objects.json"
+        listing.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+        done = self.testbed.kubectl_run("get", "-f", str(listing), "-o", "json", "--ignore-not-found")
+        found = json.loads(done.stdout) if done.stdout.strip() else {"kind": "List", "items": []}
+        items = found["items"] if found.get("kind") == "List" else [found]
+        return {(i["kind"], i["metadata"].get("namespace", ""), i["metadata"]["name"]): i for i in items}
+
+
+@pytest.fixture
+def apply(testbed: LocalTestbed, ansible_env: dict[str, str], tmp_path: Path) -> Applier:
+    return Applier(testbed, ansible_env, tmp_path)
+
+
+def audit_events(testbed: LocalTestbed, offset: int) -> list[dict[str, t.Any]]:
+    with testbed.audit_log.open("rb") as stream:
+        stream.seek(offset)
+        lines = stream.read().splitlines()
+    return [e for e in map(json.loads, lines) if e.get("userAgent", "").startswith(USER_AGENT)]
+
+
+def test_apply_creates_then_changes_nothing(
+    apply: Applier, namespace: t.Callable[..., str], testbed: LocalTestbed
+) -> None:
+    user_ns = namespace("user")
+    ns, owner, cluster_name = unique("zt"), unique("o"), unique("zt-reader")
+    objects = stack(ns, user_ns, cluster_name)
+    args = {
+        "owner": owner,
+        "objects": objects,
+        "secrets": secret_specs(ns),
+        "secret_values": {"client_secret": CLIENT_SECRET},
+    }
+    everything = [
+        *objects,
+        *(
+            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": s["name"], "namespace": ns}}
+            for s in secret_specs(ns)
+        ),
+    ]
+    count = len(everything)
+
+    offset = testbed.audit_log.stat().st_size
+    first, _ = apply(**args)
+    assert first.get("failed") is not True, first.get("msg")
+    assert first["changed"] is True and first["counts"] == {"created": count, "configured": 0, "unchanged": 0}
+    assert first["requests"] <= 2 * count, first["requests"]
+    assert [d["name"] for d in first["waited"]["deployments"]] == ["app"]
+    events = audit_events(testbed, offset)
+    assert len(events) == first["requests"]
+    watch = next(
+        i for i, e in enumerate(events) if e["verb"] == "watch" and e["objectRef"]["resource"] == "deployments"
+    )
+    ingress = next(
+        i for i, e in enumerate(events) if e["verb"] == "patch" and e["objectRef"]["resource"] == "ingresses"
+    )
+    assert watch < ingress, "the Ingress is applied after the Deployment rolled out"
+    state = apply.get(everything)
+    assert len(state) == count
+    # Marked: everything the collection created, including the ConfigMap in the user's namespace
+    # and the ClusterRole (marked by the -owner field manager after creation).
+    assert {k for k, o in state.items() if o["metadata"].get("labels", {}).get(OWNER_LABEL) != owner} == set()
+    assert OWNER_LABEL not in (testbed.kubectl_run("get", "namespace", user_ns, "-o", "json").stdout)
+    deployed = state[("Deployment", ns, "app")]
+    checksum = deployed["spec"]["template"]["metadata"]["annotations"]["zerotrust.aks/secrets-checksum"]
+    assert len(checksum) == 64
+    assert {s["name"]: s["generated"] for s in first["secrets"]} == {"oauth": False, "cookie": True}
+
+    offset = testbed.audit_log.stat().st_size
+    second, _ = apply(**args)
+    assert second["changed"] is False, second["objects"]
+    assert second["counts"] == {"created": 0, "configured": 0, "unchanged": count}
+    after = apply.get(everything)
+    changed_versions = [
+        k for k in state if state[k]["metadata"]["resourceVersion"] != after[k]["metadata"]["resourceVersion"]
+    ]
+    # The Deployment's status may still settle (kwok), but its spec must not have moved.
+    assert [k for k in changed_versions if k[0] != "Deployment"] == []
+    key = ("Deployment", ns, "app")
+    assert state[key]["metadata"]["generation"] == after[key]["metadata"]["generation"]
+    assert second["requests"] / count <= 1.2, (second["requests"], count)
+    events = audit_events(testbed, offset)
+    assert len(events) == second["requests"], sorted({(e["verb"], e["requestURI"]) for e in events})
+    assert {e["verb"] for e in events} <= {"get", "list", "patch"}
+    assert not any(
+        e["verb"] == "get" and e["objectRef"].get("resource") != "secrets"
+        for e in events
+        if e.get("objectRef", {}).get("name")
+    )
+
+    # Check mode and diff after the converge: nothing would change.
+    check, _ = apply(check=True, diff=True, **args)
+    assert check["changed"] is False, [o for o in check["objects"] if o["action"] != "unchanged"]
+
+
+def test_diff_and_verbose_output_never_show_a_secret_value(
+    apply: Applier, namespace: t.Callable[..., str], testbed: LocalTestbed
+) -> None:
+    user_ns = namespace("user")
+    ns, owner = unique("zt"), unique("o")
+    objects = stack(ns, user_ns, unique("zt-reader"), configmaps=1)
+    args = {
+        "owner": owner,
+        "objects": objects,
+        "secrets": secret_specs(ns),
+        "secret_values": {"client_secret": CLIENT_SECRET},
+    }
+    first, run = apply(verbosity=3, diff=True, **args)
+    assert first["changed"] is True
+    stored = json.loads(testbed.kubectl_run("get", "secret", "-n", ns, "cookie", "-o", "json").stdout)
+    cookie = stored["data"]["cookie-secret"]
+    new_value = "rotated-client-secret-77aa"
+    objects[-1]["data"] = {"changed": "yes"}
+    changed, run = apply(
+        verbosity=3, diff=True, **dict(args, objects=objects, secret_values={"client_secret": new_value})
+    )
+    assert changed["changed"] is True
+    actions = {(o["kind"], o["name"]): o["action"] for o in changed["objects"]}
+    assert actions[("Secret", "oauth")] == "configured" and actions[("Secret", "cookie")] == "unchanged"
+    assert actions[("ConfigMap", "cm-0")] == "configured"
+    assert actions[("Deployment", "app")] == "configured", "a changed Secret rolls the Deployment that reads it"
+    output = run.output + json.dumps(changed)
+    for value in (CLIENT_SECRET, new_value, cookie):
+        assert value not in output
+    for value in (CLIENT_SECRET, new_value):
+        assert base64.b64encode(value.encode()).decode() not in output
+    assert base64.b64decode(cookie).decode() not in output
+    assert "client-secret" in output and "fingerprint" in output  # the diff shows keys, not values
+    assert 'changed: "yes"' in output or "changed: 'yes'" in output or "changed: yes" in output
+
+
+def test_check_mode_on_a_new_namespace_writes_nothing(apply: Applier, testbed: LocalTestbed) -> None:
+    ns = unique("zt-check")
+    objects = stack(ns, ns, unique("zt-reader"), configmaps=3)
+    offset = testbed.audit_log.stat().st_size
+    result, _ = apply(
+        check=True, owner=unique("o"), objects=objects, secrets=secret_specs(ns), secret_values={"client_secret": "x"}
+    )
+    assert result["changed"] is True
+    actions = {(o["kind"], o["name"]): o["action"] for o in result["objects"]}
+    assert set(actions.values()) == {"created"}
+    assert testbed.kubectl_run("get", "namespace", ns, check=False).returncode != 0
+    verbs = {e["verb"] for e in audit_events(testbed, offset)}
+    assert "create" not in verbs and "delete" not in verbs
+    assert all("dryRun=All" in e["requestURI"] for e in audit_events(testbed, offset) if e["verb"] == "patch"), (
+        "only the ClusterRole may be dry-run applied"
+    )
+
+
+def test_rollout_timeout_names_the_deployment(apply: Applier) -> None:
+    ns = unique("zt-wait")
+    stuck = deployment(ns, "stuck", nodeSelector={"zerotrust.aks/no-such-node": "true"})
+    stuck["spec"]["template"]["spec"]["containers"][0].pop("envFrom")
+    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, stuck]
+    owner = unique("o")
+    result, _ = apply(owner=owner, objects=objects, wait_timeout=5)
+    assert result["failed"] is True
+    assert result["msg"].startswith("timed out after 5 s waiting for 1 Deployment(s) to roll out: ")
+    assert f"Deployment {ns}/stuck: 0/1 updated, 0 available" in result["msg"]
+    assert [(o["kind"], o["action"]) for o in result["objects"]] == [
+        ("Namespace", "created"),
+        ("Deployment", "created"),
+    ]
+    gone, _ = apply(owner=owner, objects=objects, state="absent")
+    assert gone.get("failed") is not True, gone.get("msg")
+
+
+def test_custom_resource_waits_for_its_crd(apply: Applier) -> None:
+    group = f"{unique('w')}.zerotrust.example"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "scope": "Cluster",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
+    widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
+    owner = unique("o")
+    check, _ = apply(check=True, owner=owner, objects=[widget, crd])
+    assert check["counts"]["created"] == 2, check
+    result, _ = apply(owner=owner, objects=[widget, crd])
+    assert result.get("failed") is not True, result.get("msg")
+    assert [o["action"] for o in result["objects"]] == ["created", "created"]
+    again, _ = apply(owner=owner, objects=[widget, crd])
+    assert again["changed"] is False
+    gone, _ = apply(owner=owner, objects=[widget, crd], state="absent")
+    assert {d["kind"] for d in gone["deleted"]} == {"CustomResourceDefinition", "Widget"}
+    stray = dict(widget, apiVersion=f"never-{group}/v1")
+    missing, _ = apply(owner=owner, objects=[stray])
+    assert missing["failed"] is True and "its CRD is missing" in missing["msg"] and missing["requests"] == 3
+
+
+def test_absent_deletes_only_owned_objects(
+    apply: Applier, namespace: t.Callable[..., str], testbed: LocalTestbed
+) -> None:
+    user_ns = namespace("user")
+    ns, owner, cluster_name = unique("zt"), unique("o"), unique("zt-reader")
+    objects = stack(ns, user_ns, cluster_name, configmaps=2)
+    args = {
+        "owner": owner,
+        "objects": objects,
+        "secrets": secret_specs(ns),
+        "secret_values": {"client_secret": CLIENT_SECRET},
+    }
+    first, _ = apply(**args)
+    assert first.get("failed") is not True, first.get("msg")
+    # Someone else's object with the collection's part-of label, in the user's namespace.
+    testbed.kubectl_run("create", "configmap", "unrelated", "-n", user_ns)
+    testbed.kubectl_run("label", "configmap", "unrelated", "-n", user_ns, "app.kubernetes.io/part-of=zerotrust-aks")
+    # An object of another stack instance.
+    testbed.kubectl_run("create", "configmap", "other-stack", "-n", user_ns)
+    testbed.kubectl_run("label", "configmap", "other-stack", "-n", user_ns, f"{OWNER_LABEL}=someone-else")
+
+    check, _ = apply(check=True, state="absent", owner=owner, objects=objects)
+    assert check["changed"] is True and testbed.kubectl_run("get", "namespace", ns).returncode == 0
+
+    gone, _ = apply(state="absent", owner=owner, objects=objects)
+    assert gone.get("failed") is not True, gone.get("msg")
+    deleted = {(d["kind"], d["namespace"], d["name"]) for d in gone["deleted"]}
+    assert ("Namespace", "", ns) in deleted and ("ClusterRole", "", cluster_name) in deleted
+    assert ("ConfigMap", user_ns, "in-user-ns") in deleted and ("Secret", ns, "oauth") in deleted
+    assert testbed.kubectl_run("get", "namespace", ns, check=False).returncode != 0
+    assert testbed.kubectl_run("get", "clusterrole", cluster_name, check=False).returncode != 0
+    survivors = testbed.kubectl_run("get", "configmap", "-n", user_ns, "-o", "name").stdout.split()
+    assert "configmap/unrelated" in survivors and "configmap/other-stack" in survivors
+    assert "configmap/in-user-ns" not in survivors
+    assert testbed.kubectl_run("get", "namespace", user_ns).returncode == 0
+
+    again, _ = apply(state="absent", owner=owner, objects=objects)
+    assert again["changed"] is False and again["deleted"] == []
+
+
+def test_unreachable_cluster_messages_name_the_kubeconfig(apply: Applier, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-kubeconfig"
+    env = {k: v for k, v in apply.env.items() if not k.startswith("K8S_AUTH_")}
+    env["KUBECONFIG"] = str(missing)
+    result, _ = apply(
+        env=env, owner="o", objects=[{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}]
+    )
+    assert result["failed"] is True
+    assert f"kubeconfig {missing} (from KUBECONFIG) does not exist" in result["msg"]
+
+    wrong = tmp_path / "wrong-context"
+    wrong.write_text(apply.testbed.kubeconfig.read_text())
+    result, _ = apply(owner="o", kubeconfig=str(wrong), context="prod", objects=[])
+    assert result["msg"].startswith(
+        f"cannot configure the Kubernetes connection: kubeconfig {wrong}, context 'prod': no such context"
+    )

@@ -1,0 +1,40 @@
+"""FAKE Azure for the azure layer's tests: the narrowest HTTPS imitation of the documented REST APIs.
+
+This is not an emulator and proves nothing about Azure itself. The candidate emulator
+(Go module github.com/ioflux-org/armite) is not served by the Go module proxy (403,
+"This module version is not available"), so everything the roles call is faked here,
+from the public REST API references, and only as far as the roles use it. One module per
+service:
+
+=======================  ======================================================================
+``login``                Entra ID token endpoint and discovery (client credentials), the bearer
+                         token check, ARM's ``/metadata/endpoints``
+``arm``                  ARM router: api-version, subscription, resource groups (GET)
+``vaults``               ``Microsoft.KeyVault/vaults`` (GET/PUT, soft delete defaults)
+``role_assignments``     ``Microsoft.Authorization/roleAssignments`` (list, GET/PUT, 409 on a
+                         duplicate like Azure)
+``identities``           ``Microsoft.ManagedIdentity`` userAssignedIdentities and their
+                         federatedIdentityCredentials (GET/PUT)
+``managed_clusters``     ``Microsoft.ContainerService/managedClusters`` (GET/PUT as a long-running
+                         operation) and its operation status
+``graph``                Microsoft Graph v1.0 on its own port: applications, servicePrincipals
+``keyvault``             Key Vault data plane, one port per vault (its ``vaultUri``)
+``server``               :class:`FakeAzure`: the state, the servers, the dispatch of requests
+``common``               error and answer types shared by the services
+=======================  ======================================================================
+
+Every request needs a bearer token this fake issued for that service's audience. Every
+request is logged (``FakeAzure.log``) so tests can assert what was, and was not, written.
+It listens on 127.0.0.1 only, on random ports, over TLS with a certificate signed by a CA
+it makes (``ca_file``), and stops by itself after ``lifetime`` seconds.
+
+Run ``cd tests/azure && python -m fake_azure --help`` to start it by hand.
+"""
+
+from __future__ import annotations
+
+from .common import KEYVAULT_AUDIENCE, KEYVAULT_DNS, Answer, HttpError
+from .keyvault import Vault
+from .server import FakeAzure, make_tls
+
+__all__ = ["KEYVAULT_AUDIENCE", "KEYVAULT_DNS", "Answer", "FakeAzure", "HttpError", "Vault", "make_tls"]

@@ -1,0 +1,47 @@
+"""``cd tests/azure && python -m fake_azure --help``: run the fake by hand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from pathlib import Path
+
+from .server import FakeAzure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the fake Azure until it is interrupted or its lifetime ends.")
+    parser.add_argument("--workdir", type=Path, required=True, help="where to write the CA and endpoints.json")
+    parser.add_argument("--lifetime", type=float, default=1800.0, help="seconds before the fake stops by itself")
+    parser.add_argument("--tenant-id", default="11111111-2222-3333-4444-555555555555")
+    parser.add_argument("--subscription-id", default="66666666-7777-8888-9999-000000000000")
+    parser.add_argument("--client-id", default="aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+    parser.add_argument("--client-secret", default="fake-deployer-secret")
+    parser.add_argument("--resource-group", default="rg-zerotrust")
+    parser.add_argument("--cluster", default="aks-zerotrust")
+    args = parser.parse_args()
+    fake = FakeAzure(
+        args.workdir,
+        tenant_id=args.tenant_id,
+        subscription_id=args.subscription_id,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        lifetime=args.lifetime,
+    ).start()
+    fake.add_resource_group(args.resource_group)
+    fake.add_cluster(args.resource_group, args.cluster)
+    (args.workdir / "endpoints.json").write_text(
+        json.dumps({"metadata": fake.base_url, "graph": fake.graph_url, "ca_file": str(fake.ca_file)}, indent=2)
+    )
+    print(f"fake Azure: metadata {fake.base_url}, Graph {fake.graph_url}, CA {fake.ca_file}", flush=True)
+    stopped = threading.Event()
+    threading.Thread(target=lambda: (fake._timer.join() if fake._timer else None, stopped.set()), daemon=True).start()
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Microsoft Graph v1.0 (on its own port): applications and servicePrincipals.
+
+applications: ``$filter=displayName eq '...'``, POST, GET, PATCH, addPassword, removePassword;
+servicePrincipals: ``$filter=appId eq '...'``, POST.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import secrets
+import typing as t
+import uuid
+
+from .common import Answer, HttpError, now_iso
+
+if t.TYPE_CHECKING:
+    from .server import FakeAzure
+
+
+def _filter(query: dict[str, str], field_name: str) -> str | None:
+    expression = query.get("$filter")
+    if expression is None:
+        return None
+    m = re.fullmatch(rf"\s*{field_name}\s+eq\s+'((?:[^']|'')*)'\s*", expression)
+    if not m:
+        raise HttpError(400, "Request_UnsupportedQuery", f"filter not faked: {expression}")
+    return m.group(1).replace("''", "'")
+
+
+def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body: t.Any) -> Answer:
+    parts = path.strip("/").split("/")
+    if not parts or parts[0] != "v1.0":
+        raise HttpError(404, "BadRequest", f"no fake for {path}")
+    parts = parts[1:]
+    if parts == ["applications"] and method == "GET":
+        name = _filter(query, "displayName")
+        found = [a for a in fake.applications.values() if name is None or a["displayName"] == name]
+        return Answer(200, {"value": copy.deepcopy(found)})
+    if parts == ["applications"] and method == "POST":
+        if not (body or {}).get("displayName"):
+            raise HttpError(400, "Request_BadRequest", "displayName is required")
+        app = {
+            "id": str(uuid.uuid4()),
+            "appId": str(uuid.uuid4()),
+            "displayName": body["displayName"],
+            "signInAudience": body.get("signInAudience", "AzureADMyOrg"),
+            "groupMembershipClaims": body.get("groupMembershipClaims"),
+            "web": {
+                "redirectUris": list((body.get("web") or {}).get("redirectUris") or []),
+                "homePageUrl": None,
+                "logoutUrl": None,
+                "implicitGrantSettings": {"enableAccessTokenIssuance": False, "enableIdTokenIssuance": False},
+                "redirectUriSettings": [],
+            },
+            "passwordCredentials": [],
+        }
+        fake.applications[app["id"]] = app
+        return Answer(201, copy.deepcopy(app))
+    if len(parts) >= 2 and parts[0] == "applications":
+        app = fake.applications.get(parts[1])
+        if app is None:
+            raise HttpError(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist")
+        if len(parts) == 2 and method == "GET":
+            return Answer(200, copy.deepcopy(app))
+        if len(parts) == 2 and method == "PATCH":
+            for name, value in (body or {}).items():
+                if name in ("id", "appId", "passwordCredentials"):
+                    raise HttpError(400, "Request_BadRequest", f"{name} cannot be patched")
+                app[name] = value
+            return Answer(204)
+        if parts[2:] == ["addPassword"] and method == "POST":
+            wanted = (body or {}).get("passwordCredential") or {}
+            secret_text = secrets.token_urlsafe(30)
+            credential = {
+                "customKeyIdentifier": None,
+                "displayName": wanted.get("displayName"),
+                "endDateTime": wanted.get("endDateTime"),
+                "hint": secret_text[:3],
+                "keyId": str(uuid.uuid4()),
+                "startDateTime": now_iso(),
+                "secretText": None,
+            }
+            app["passwordCredentials"].append(credential)
+            return Answer(200, dict(credential, secretText=secret_text))
+        if parts[2:] == ["removePassword"] and method == "POST":
+            key_id = (body or {}).get("keyId")
+            before = len(app["passwordCredentials"])
+            app["passwordCredentials"] = [c for c in app["passwordCredentials"] if c["keyId"] != key_id]
+            if len(app["passwordCredentials"]) == before:
+                raise HttpError(404, "Request_ResourceNotFound", f"keyId {key_id} not found")
+            return Answer(204)
+    if parts == ["servicePrincipals"] and method == "GET":
+        app_id = _filter(query, "appId")
+        found = [p for p in fake.service_principals.values() if app_id is None or p["appId"] == app_id]
+        return Answer(200, {"value": copy.deepcopy(found)})
+    if parts == ["servicePrincipals"] and method == "POST":
+        app_id = (body or {}).get("appId")
+        if not any(a["appId"] == app_id for a in fake.applications.values()):
+            raise HttpError(
+                400,
+                "Request_BadRequest",
+                "The appId of the service principal does not reference a valid application object.",
+            )
+        if any(p["appId"] == app_id for p in fake.service_principals.values()):
+            raise HttpError(409, "Request_MultipleObjectsWithSameKeyValue", "service principal exists")
+        principal = {"id": str(uuid.uuid4()), "appId": app_id}
+        fake.service_principals[principal["id"]] = principal
+        return Answer(201, copy.deepcopy(principal))
+    raise HttpError(404, "BadRequest", f"no fake for {method} {path}")

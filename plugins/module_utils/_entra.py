@@ -11,11 +11,10 @@ import datetime as dt
 import re
 import typing as t
 
+from ansible_collections.zerotrust.aks.plugins.module_utils import _validation
+
 # RFC 1123 host names, at least two labels; no wildcard (Entra rejects wildcard redirect URIs
 # for web apps that use the authorization code flow).
-_DNS_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-DNS_NAME = re.compile(rf"\A(?=.{{1,253}}\Z){_DNS_LABEL}(?:\.{_DNS_LABEL})+\Z")
-GUID = re.compile(r"\A[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
 
 GROUP_CLAIMS = ("None", "SecurityGroup", "DirectoryRole", "ApplicationGroup", "All")
 SECRET_EXPIRY_DAYS = (1, 730)
@@ -24,7 +23,8 @@ UTC = dt.timezone.utc  # noqa: UP017
 
 
 def is_dns_name(value: str) -> bool:
-    return bool(DNS_NAME.match(value.lower()))
+    """Entra redirect hosts compare case-insensitively, so any case is accepted."""
+    return bool(_validation.is_dns_name(value.lower()))
 
 
 def odata_quote(value: str) -> str:

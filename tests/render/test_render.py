@@ -424,7 +424,8 @@ def test_rendering_again_replaces_the_folder_with_the_same_files(render_profile,
     folder = tmp_path / "gitops"
     render_profile("aks", directory=folder)
     again = render_profile("local", directory=folder)
-    assert sorted(p.name for p in folder.iterdir()) == list(reference.objects), "stale files must be removed"
+    rendered_files = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert rendered_files == list(reference.objects), "stale files must be removed"
     assert {n: (folder / n).read_text() for n in again.objects} == {
         n: (reference.directory / n).read_text() for n in reference.objects
     }
@@ -474,9 +475,9 @@ BAD_VALUES = [
     ("aks", {"zerotrust_aks_platform": "gke"}, "zerotrust_aks_platform"),
     ("aks", {"oauth2_proxy_proxy_buffer_size": "big"}, "oauth2_proxy_proxy_buffer_size"),
     ("local", {"colors_web_proxy_buffer_size": "16 kb"}, "colors_web_proxy_buffer_size"),
-    ("local", {"zerotrust_aks_cookie_secret": "only-21-characters-xx"}, "app_secrets_cookie_secret"),
+    ("local", {"zerotrust_aks_cookie_secret": "only-21-characters-xx"}, "zerotrust_aks_cookie_secret"),
     ("local", {"zerotrust_aks_oidc_issuer_url": "idp.example.com"}, "oauth2_proxy_oidc_issuer_url"),
-    ("aks", {"zerotrust_aks_tenant_id": "contoso"}, "app_secrets_tenant_id"),
+    ("aks", {"zerotrust_aks_tenant_id": "contoso"}, "zerotrust_aks_tenant_id"),
     ("aks", {"zerotrust_aks_identity_mode": "pod-identity"}, "zerotrust_aks_identity_mode"),
     ("local", {"oauth2_proxy_image_tag": "latest"}, "oauth2_proxy_image_tag"),
     ("local", {"oauth2_proxy_trusted_proxy_ips": ["ingress-nginx"]}, "oauth2_proxy_trusted_proxy_ips"),
@@ -509,6 +510,11 @@ ROLE_TWICE_PLAYBOOK = """
   connection: local
   gather_facts: false
   tasks:
+    - name: Compute the stack model
+      ansible.builtin.include_role:
+        name: zerotrust.aks.stack
+      vars:
+        zerotrust_aks_host: colors.example.com
     - name: Compute the colors-api objects
       ansible.builtin.include_role:
         name: zerotrust.aks.colors_api
@@ -538,3 +544,116 @@ def test_a_role_run_twice_lists_its_objects_once(render_env: dict[str, str], tmp
     assert result.returncode == 0, result.stdout + result.stderr
     kinds = sorted(yaml.safe_load(path.read_text())["kind"] for path in folder.glob("*.yaml"))
     assert kinds == ["Deployment", "Namespace", "NetworkPolicy", "Service", "ServiceAccount"]
+
+
+# --- 5. The stack model: one rename keeps every reference consistent ---------------------------
+
+RENAMED = {
+    "zerotrust_aks_ingress_namespace": "edge",
+    "zerotrust_aks_oauth2_proxy_namespace": "auth",
+    "zerotrust_aks_colors_web_namespace": "web",
+    "zerotrust_aks_colors_api_namespace": "api",
+    "zerotrust_aks_ingress_class": "edge-nginx",
+    "zerotrust_aks_tls_secret_name": "site-tls",
+}
+DEFAULT_NAMES = ("ingress-nginx", "oauth2-proxy", "colors-web", "colors-api")
+
+
+def assert_wired(render: Render, ns: dict[str, str], ingress_class: str, tls_secret: str) -> None:
+    """Every cross-reference of the stack points at the namespaces and names in ``ns``."""
+    namespaces = {obj["metadata"]["name"] for obj in render.of_kind("Namespace")}
+    expected = {ns["oauth2_proxy"], ns["colors_web"], ns["colors_api"], ns["ingress"]}
+    assert namespaces == expected
+    for name, obj in render.objects.items():
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"]["namespace"] in expected, f"{name} is in {obj['metadata']['namespace']}"
+    web = render.get("Ingress", ns["colors_web"], "colors-web")
+    annotations = web["metadata"]["annotations"]
+    assert (
+        annotations["nginx.ingress.kubernetes.io/auth-url"]
+        == f"http://oauth2-proxy.{ns['oauth2_proxy']}.svc.cluster.local:4180/oauth2/auth"
+    )
+    oauth2 = render.get("Ingress", ns["oauth2_proxy"], "oauth2-proxy")
+    for ingress in (web, oauth2):
+        assert ingress["spec"]["ingressClassName"] == ingress_class
+        assert ingress["spec"]["tls"][0]["secretName"] == tls_secret
+    ingress_class_objects = render.of_kind("IngressClass")
+    if ingress_class_objects:
+        assert [obj["metadata"]["name"] for obj in ingress_class_objects] == [ingress_class]
+        controller = render.get("Deployment", ns["ingress"], "ingress-nginx-controller")
+        args = controller["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert f"--ingress-class={ingress_class}" in args
+    admitted = {
+        "oauth2-proxy": (ns["oauth2_proxy"], ns["ingress"]),
+        "colors-web": (ns["colors_web"], ns["ingress"]),
+        "colors-api": (ns["colors_api"], ns["colors_web"]),
+    }
+    for name, (namespace, peer) in admitted.items():
+        policy = render.get("NetworkPolicy", namespace, name)
+        peers = [
+            source["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            for rule in policy["spec"]["ingress"]
+            for source in rule["from"]
+        ]
+        assert peers == [peer], f"NetworkPolicy {namespace}/{name} admits {peers}, not {peer}"
+    deployment = render.get("Deployment", ns["colors_web"], "colors-web")
+    assert deployment["metadata"]["annotations"]["zerotrust.aks/api-url"] == (
+        f"http://colors-api.{ns['colors_api']}.svc.cluster.local/colors/random"
+    )
+    if render.profile == "aks":
+        spc = render.get("SecretProviderClass", ns["oauth2_proxy"], "oauth2-proxy")
+        assert spc["metadata"]["namespace"] == ns["oauth2_proxy"]
+
+
+CLUSTER_SCOPED = ("Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClass", "ValidatingWebhookConfiguration")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_renaming_every_namespace_keeps_every_reference(render_profile, profile: str) -> None:
+    render = render_profile(profile, "-e", json.dumps(RENAMED))
+    ns = {"ingress": "edge", "oauth2_proxy": "auth", "colors_web": "web", "colors_api": "api"}
+    assert_wired(render, ns, "edge-nginx", "site-tls")
+    text = "\n".join(yaml.safe_dump(obj) for obj in render.objects.values())
+    for old in ("oauth2-proxy.oauth2-proxy", "colors-api.colors-api", "namespace: colors-web", "namespace: colors-api"):
+        assert old not in text, f"{old!r} is still referenced after the rename"
+
+
+def test_a_component_level_rename_is_followed_everywhere(render_profile) -> None:
+    """A user who sets a component's own input (inventory beats role defaults) renames it for all."""
+    render = render_profile(
+        "aks",
+        "-e",
+        json.dumps({"oauth2_proxy_namespace": "auth", "ingress_nginx_namespace": "edge", "colors_api_namespace": "api"}),
+    )
+    ns = {"ingress": "edge", "oauth2_proxy": "auth", "colors_web": "colors-web", "colors_api": "api"}
+    assert_wired(render, ns, "nginx", "zerotrust-aks-tls")
+
+
+def test_the_default_stack_is_wired_to_its_default_names(rendered: Render) -> None:
+    ns = dict(zip(("ingress", "oauth2_proxy", "colors_web", "colors_api"), DEFAULT_NAMES, strict=True))
+    assert_wired(rendered, ns, "nginx", "zerotrust-aks-tls")
+
+
+STACK_ERRORS = [
+    (
+        {"zerotrust_aks_oauth2_proxy_namespace": "auth", "oauth2_proxy_namespace": "login"},
+        ["zerotrust_aks_oauth2_proxy_namespace", "oauth2_proxy_namespace"],
+    ),
+    ({"colors_web_ingress_namespace": "edge"}, ["colors_web_ingress_namespace", "zerotrust_aks_ingress_namespace"]),
+    ({"zerotrust_aks_colors_api_namespace": "kube-system"}, ["zerotrust_aks_colors_api_namespace", "system namespace"]),
+    ({"zerotrust_aks_oauth2_proxy_namespace": "default"}, ["zerotrust_aks_oauth2_proxy_namespace", "system namespace"]),
+    ({"colors_web_namespace": "colors-api"}, ["zerotrust_aks_colors_web_namespace", "zerotrust_aks_colors_api_namespace"]),
+    ({"zerotrust_aks_ingress_class": "Nginx!"}, ["zerotrust_aks_ingress_class"]),
+    ({"zerotrust_aks_instance": "Zero Trust"}, ["zerotrust_aks_instance"]),
+]
+
+
+@pytest.mark.parametrize(("values", "named"), STACK_ERRORS, ids=[",".join(case[0]) for case in STACK_ERRORS])
+def test_inconsistent_or_unsafe_stack_inputs_fail_first(render_profile, values: dict, named: list[str]) -> None:
+    render = render_profile("local", "-e", json.dumps(values), check=False)
+    output = render.result.stdout + render.result.stderr
+    assert render.result.returncode != 0, output
+    for text in named:
+        assert text in output, output
+    assert "Compute the ingress-nginx controller objects" not in output, "a component role ran after the error"
+    assert not render.directory.exists() or not any(render.directory.iterdir()), "files were rendered"

@@ -1,0 +1,136 @@
+# Copyright: zerotrust.aks contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Internal to zerotrust.aks (no compatibility promise): the one home of every value-format rule
+the collection checks. The test plugins (plugins/test/formats.py), the format_errors filter, the
+stack model and the modules use these; nothing else may carry a copy of a pattern."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import typing as t
+
+from ansible_collections.zerotrust.aks.plugins.module_utils import _cookie_secret
+
+# RFC 1123 label: what Kubernetes requires of namespace, Service and most object names.
+_K8S_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# RFC 1123 subdomain: Secret, ConfigMap, IngressClass names (at most 253 characters).
+_K8S_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+# A public DNS name with at least two labels, lower case (the site host).
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+# Go time.ParseDuration, without signs or fractions: what oauth2-proxy's duration flags take.
+_GO_DURATION = re.compile(r"^([0-9]+(ns|us|µs|ms|s|m|h))+$")
+# nginx size: 8k, 16k, 1m, 4096.
+_NGINX_SIZE = re.compile(r"^[1-9][0-9]*[kKmM]?$")
+_IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Azure Key Vault names: 3-24 characters, letters, digits and dashes, starting with a letter,
+# not ending with a dash (https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-certificates).
+_KEYVAULT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
+# Key Vault secret names: 1-127 letters, digits and dashes.
+_KEYVAULT_SECRET_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+# RFC 6265 cookie-name token characters oauth2-proxy accepts in --cookie-name.
+_COOKIE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+# Namespaces the collection must never take over: Kubernetes' own (kube-system, kube-public,
+# kube-node-lease) and "default", where enforcing Pod Security "restricted" and a teardown
+# would hit everything else that runs there.
+_SYSTEM_NAMESPACE = re.compile(r"^(kube-.*|default)$")
+
+
+def _matches(pattern: re.Pattern[str], value: t.Any) -> bool:
+    return isinstance(value, str) and pattern.match(value) is not None
+
+
+def is_k8s_name(value: t.Any) -> bool:
+    return _matches(_K8S_LABEL, value)
+
+
+def is_k8s_subdomain(value: t.Any) -> bool:
+    return _matches(_K8S_SUBDOMAIN, value)
+
+
+def is_dns_name(value: t.Any) -> bool:
+    return _matches(_DNS_NAME, value)
+
+
+def is_guid(value: t.Any) -> bool:
+    return _matches(_GUID, value)
+
+
+def is_go_duration(value: t.Any) -> bool:
+    return _matches(_GO_DURATION, value)
+
+
+def is_nginx_size(value: t.Any) -> bool:
+    return _matches(_NGINX_SIZE, value)
+
+
+def is_image_digest(value: t.Any) -> bool:
+    return _matches(_IMAGE_DIGEST, value)
+
+
+def is_keyvault_name(value: t.Any) -> bool:
+    return _matches(_KEYVAULT_NAME, value)
+
+
+def is_keyvault_secret_name(value: t.Any) -> bool:
+    return _matches(_KEYVAULT_SECRET_NAME, value)
+
+
+def is_cookie_name(value: t.Any) -> bool:
+    return _matches(_COOKIE_NAME, value)
+
+
+def is_http_url(value: t.Any) -> bool:
+    return _matches(_HTTP_URL, value)
+
+
+def is_system_namespace(value: t.Any) -> bool:
+    return _matches(_SYSTEM_NAMESPACE, value)
+
+
+def is_positive_int(value: t.Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def is_fixed_image_tag(value: t.Any) -> bool:
+    """A tag that names one build: not empty, not "latest"."""
+    return isinstance(value, str) and value not in ("", "latest")
+
+
+def is_ip_or_cidr(value: t.Any) -> bool:
+    """An IPv4/IPv6 address or CIDR range (host bits allowed, as oauth2-proxy's --trusted-proxy-ip takes)."""
+    if not isinstance(value, str) or not value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def is_valid_cookie_secret(value: t.Any) -> bool:
+    """oauth2-proxy's cookie secret rule (16, 24 or 32 bytes, raw or base64url)."""
+    return isinstance(value, str) and _cookie_secret.is_valid(value)
+
+
+# Name -> rule: the Jinja tests (``x is zerotrust.aks.<name>``) and the format_errors filter.
+FORMATS: dict[str, t.Callable[[t.Any], bool]] = {
+    "k8s_name": is_k8s_name,
+    "k8s_subdomain": is_k8s_subdomain,
+    "dns_name": is_dns_name,
+    "guid": is_guid,
+    "go_duration": is_go_duration,
+    "nginx_size": is_nginx_size,
+    "image_digest": is_image_digest,
+    "keyvault_name": is_keyvault_name,
+    "keyvault_secret_name": is_keyvault_secret_name,
+    "http_url": is_http_url,
+    "system_namespace": is_system_namespace,
+    "positive_int": is_positive_int,
+    "fixed_image_tag": is_fixed_image_tag,
+    "ip_or_cidr": is_ip_or_cidr,
+    "cookie_name": is_cookie_name,
+    "cookie_secret": is_valid_cookie_secret,
+}

@@ -1,17 +1,23 @@
 """Fixtures shared by the pytest suites (render, playbooks, testbed, ...).
 
 Stdlib and pytest only: ansible-test units also loads this file. Helpers that are not fixtures
-live in the ``support`` package next to it (tests/support/).
+live in the ``support`` package next to it (tests/support/); the PKI, process runner and port
+rule shared with the testbed in ``testkit`` (testbed/lib/testkit/), put on sys.path here.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 import typing as t
 from pathlib import Path
 
 import pytest
 from support.playbook import REPO, PlaybookRun, ansible_environment, run_playbook
+
+TESTKIT_ROOT = REPO / "testbed" / "lib"
+if str(TESTKIT_ROOT) not in sys.path:
+    sys.path.insert(0, str(TESTKIT_ROOT))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ either read back from an API server (:func:`objects_from_cluster`) or taken from
   use (:func:`ingress_locations`, :func:`servers_from_ingresses`, :func:`nginx_config`), modelled
   on ingress-nginx's ``nginx.tmpl`` and ``template.go``.
 
-and it runs the programs (:class:`ManagedProcess`, bounded lifetime, stopped by PID), a stand-in
+and it runs the programs (testkit's ``ManagedProcess``: bounded lifetime, stopped by PID), a stand-in
 upstream (:class:`EchoUpstream`) and a :class:`ScriptedBrowser`; :func:`login_stack` starts them all.
 
 Modules, one concern each:
@@ -21,8 +21,7 @@ Modules, one concern each:
 ``oauth2_proxy``          oauth2-proxy's argv and env from the Deployment
 ``ingress_nginx``         Ingress annotations -> locations per host, as ingress-nginx computes them
 ``nginx_conf``            those locations -> nginx.conf, as ingress-nginx's nginx.tmpl writes them
-``tls``                   certificates for nginx (a throw-away PKI, or a TLS Secret's files)
-``process``               programs under a bounded lifetime; free ports
+``tls``                   certificates for nginx (testkit's PKI, or a TLS Secret's files)
 ``upstream``              the echoing stand-in upstream
 ``browser``               the scripted browser
 ``stack``                 the whole login flow, started and stopped
@@ -67,8 +66,7 @@ from .objects import (
     referenced_secret_names,
     secret_value,
 )
-from .process import ManagedProcess, free_port, http_ok
-from .stack import Binaries, IdpUser, LoginStack, idp_argv, login_stack, oauth2_proxy_service_key
+from .stack import Binaries, IdpUser, LoginStack, http_ok, idp_argv, login_stack, oauth2_proxy_service_key
 from .tls import write_test_pki, write_tls_secret_files
 from .upstream import EchoUpstream, RecordedRequest
 
@@ -89,7 +87,6 @@ __all__ = [
     "Invocation",
     "Location",
     "LoginStack",
-    "ManagedProcess",
     "OffSiteRequest",
     "Override",
     "RecordedRequest",
@@ -101,7 +98,6 @@ __all__ = [
     "auth_signin_redirect",
     "backend_key",
     "deployed_flag",
-    "free_port",
     "http_ok",
     "idp_argv",
     "ingress_locations",

@@ -11,12 +11,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
+from testkit.ports import free_port
+from testkit.process import ManagedProcess
+
 from .browser import ScriptedBrowser
 from .ingress_nginx import backend_key, servers_from_ingresses, service_key
 from .nginx_conf import nginx_config
 from .oauth2_proxy import Invocation, oauth2_proxy_invocation
 from .objects import AppliedObjects, UnsupportedObject, container_of, secret_value
-from .process import ManagedProcess, free_port, http_ok
 from .tls import write_test_pki, write_tls_secret_files
 from .upstream import EchoUpstream
 
@@ -126,7 +129,8 @@ def login_stack(
                 user=user,
             ),
             log_dir,
-            lifetime_s=lifetime_s,
+            inherit_env=False,
+            lifetime=lifetime_s,
         )
         processes.append(idp)
         idp.wait_until(lambda: issuer_file.exists() and issuer_file.read_text().strip() != "", what="listening")
@@ -138,7 +142,9 @@ def login_stack(
             deployment, objects.secrets, binary=binaries.oauth2_proxy, http_address=oauth2_proxy_address,
             issuer_url=issuer_url,
         )  # fmt: skip
-        proxy = ManagedProcess("oauth2-proxy", invocation.argv, log_dir, env=invocation.env, lifetime_s=lifetime_s)
+        proxy = ManagedProcess(
+            "oauth2-proxy", invocation.argv, log_dir, env=invocation.env, inherit_env=False, lifetime=lifetime_s
+        )
         processes.append(proxy)
         proxy.wait_until(lambda: http_ok(f"http://{oauth2_proxy_address}/ping"), what="answering /ping")
 
@@ -190,7 +196,9 @@ def login_stack(
         test = subprocess.run([*nginx_argv, "-t"], capture_output=True, text=True, timeout=30, check=False)
         if test.returncode != 0:
             raise RuntimeError(f"nginx -t rejects {conf}:\n{test.stderr}")
-        nginx = ManagedProcess("nginx", [*nginx_argv, "-g", "daemon off;"], log_dir, lifetime_s=lifetime_s)
+        nginx = ManagedProcess(
+            "nginx", [*nginx_argv, "-g", "daemon off;"], log_dir, inherit_env=False, lifetime=lifetime_s
+        )
         processes.append(nginx)
         nginx.wait_until(lambda: _accepts(nginx_port), what=f"listening on 127.0.0.1:{nginx_port}")
 
@@ -225,3 +233,7 @@ def _env_secret_ref(deployment: Mapping[str, t.Any], env_name: str, container: s
 def _accepts(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=1):
         return True
+
+
+def http_ok(url: str, **kwargs: t.Any) -> bool:
+    return requests.get(url, timeout=2, allow_redirects=False, **kwargs).status_code == 200

@@ -19,15 +19,15 @@ import os
 import secrets
 import shutil
 import subprocess
+import typing as t
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.playbook import REPO, run_playbook, without_cluster_access
 
 from . import harness
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
 RENDER_INVENTORY = REPO / "tests" / "render" / "inventory" / "local.yml"
 CACHE = Path(os.environ.get("ZEROTRUST_AKS_CACHE", Path.home() / ".cache" / "zerotrust-aks"))
 # The API: no Ingress may route to it. A stand-in answers at its Service address, so a route
@@ -35,14 +35,14 @@ CACHE = Path(os.environ.get("ZEROTRUST_AKS_CACHE", Path.home() / ".cache" / "zer
 COLORS_API_SERVICE = harness.service_key("colors-api", 80, "colors-api")
 # Values of the generated Secrets, by the env variable of oauth2-proxy that reads them.
 # 32 random bytes, base64url without padding: a cookie secret oauth2-proxy accepts.
-_GENERATED = {
+_GENERATED: dict[str, t.Callable[[], str]] = {
     "OAUTH2_PROXY_CLIENT_ID": lambda: "zerotrust-aks-authflow",
     "OAUTH2_PROXY_CLIENT_SECRET": lambda: secrets.token_urlsafe(24),
     "OAUTH2_PROXY_COOKIE_SECRET": lambda: base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="),
 }
 
 
-def generated_secrets(deployment: dict) -> dict[str, dict]:
+def generated_secrets(deployment: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
     """One Secret per secretKeyRef of the oauth2-proxy container, with made-up values."""
     namespace = deployment["metadata"]["namespace"]
     data: dict[str, dict[str, str]] = {}
@@ -59,20 +59,14 @@ def generated_secrets(deployment: dict) -> dict[str, dict]:
 @pytest.fixture(scope="session")
 def rendered_cluster_layer(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cluster layer rendered (no API server) with the local render inventory."""
-    env = {k: v for k, v in ansible_env.items() if not k.startswith("K8S_AUTH_")}
-    env["KUBECONFIG"] = str(tmp_path_factory.mktemp("no-kube") / "does-not-exist")
+    env = without_cluster_access(ansible_env, tmp_path_factory.mktemp("no-kube") / "does-not-exist")
     out = tmp_path_factory.mktemp("authflow-render") / "out"
-    command = [
-        str(REPO / ".venv" / "bin" / "ansible-playbook"),
-        str(REPO / "playbooks" / "cluster.yml"),
-        "-i",
-        str(RENDER_INVENTORY),
-        "-e",
-        f"zerotrust_aks_render_dir={out}",
-    ]
-    result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
-    if result.returncode != 0:
-        raise AssertionError(f"rendering the cluster layer failed:\n{result.stdout[-4000:]}\n{result.stderr}")
+    run_playbook(
+        REPO / "playbooks" / "cluster.yml",
+        env=env,
+        inventory=[RENDER_INVENTORY],
+        extra_vars={"zerotrust_aks_render_dir": str(out)},
+    )
     return out
 
 

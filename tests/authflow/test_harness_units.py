@@ -10,6 +10,7 @@ import copy
 import hashlib
 import shutil
 import subprocess
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ COLORS_WEB = harness.service_key("colors-web", 80, "colors-web")
 ADDRESSES = {OAUTH2_PROXY: "127.0.0.1:14180", COLORS_WEB: "127.0.0.1:18080"}
 
 
-def web_ingress(**annotations: str) -> dict:
+def web_ingress(**annotations: str) -> dict[str, t.Any]:
     base = {
         "nginx.ingress.kubernetes.io/auth-url": AUTH_URL,
         "nginx.ingress.kubernetes.io/auth-signin": SIGNIN,
@@ -58,7 +59,7 @@ def web_ingress(**annotations: str) -> dict:
     }
 
 
-def oauth2_ingress() -> dict:
+def oauth2_ingress() -> dict[str, t.Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
@@ -94,7 +95,7 @@ CERTS = {
 }
 
 
-def deployment() -> dict:
+def deployment() -> dict[str, t.Any]:
     env = [
         {"name": "OAUTH2_PROXY_CLIENT_ID", "valueFrom": {"secretKeyRef": {"name": "client-id", "key": "client-id"}}},
         {"name": "OAUTH2_PROXY_COOKIE_SECRET", "valueFrom": {"secretKeyRef": {"name": "cookie", "key": "value"}}},
@@ -123,12 +124,12 @@ SECRETS = {
 # ---- what ingress-nginx's template.go computes ------------------------------------------------
 
 
-def test_auth_location_name_is_ingress_nginx_s():
+def test_auth_location_name_is_ingress_nginx_s() -> None:
     assert harness.auth_location_name("/", "Prefix") == "/_external-auth-Lw-Prefix"
     assert harness.auth_location_name("/oauth2", "Exact") == "/_external-auth-L29hdXRoMg-Exact"
 
 
-def test_signin_location_name_is_sha1_of_path_and_url():
+def test_signin_location_name_is_sha1_of_path_and_url() -> None:
     expected = "@" + hashlib.sha1(b"/" + SIGNIN.encode(), usedforsecurity=False).hexdigest()
     assert harness.signin_location_name("/", SIGNIN) == expected
 
@@ -147,11 +148,11 @@ def test_signin_location_name_is_sha1_of_path_and_url():
         ),
     ],
 )
-def test_signin_redirect_keeps_an_explicit_rd_and_adds_one_otherwise(signin, expected):
+def test_signin_redirect_keeps_an_explicit_rd_and_adds_one_otherwise(signin: str, expected: str) -> None:
     assert harness.auth_signin_redirect(signin) == expected
 
 
-def test_auth_response_headers_become_auth_request_set_and_proxy_set_header():
+def test_auth_response_headers_become_auth_request_set_and_proxy_set_header() -> None:
     assert harness.auth_response_header_lines(["X-Auth-Request-Email", "Authorization"]) == [
         "auth_request_set $authHeader0 $upstream_http_x_auth_request_email;",
         "proxy_set_header 'X-Auth-Request-Email' $authHeader0;",
@@ -164,12 +165,12 @@ def test_auth_response_headers_become_auth_request_set_and_proxy_set_header():
     "host",
     ["oauth2-proxy.oauth2-proxy", "oauth2-proxy.oauth2-proxy.svc", "oauth2-proxy.oauth2-proxy.svc.cluster.local"],
 )
-def test_service_key_accepts_every_dns_form_of_a_service(host):
+def test_service_key_accepts_every_dns_form_of_a_service(host: str) -> None:
     assert harness.service_key(host, 4180) == "oauth2-proxy.oauth2-proxy.svc.cluster.local:4180"
 
 
 @pytest.mark.parametrize("host", ["login.evil.example", "oauth2-proxy.oauth2-proxy.svc.other.domain", "a.b.c.d.e.f"])
-def test_service_key_refuses_hosts_that_are_not_services(host):
+def test_service_key_refuses_hosts_that_are_not_services(host: str) -> None:
     with pytest.raises(harness.UnsupportedObject):
         harness.service_key(host, 80)
 
@@ -177,7 +178,7 @@ def test_service_key_refuses_hosts_that_are_not_services(host):
 # ---- Ingress -> locations -------------------------------------------------------------------
 
 
-def test_prefix_path_without_slash_becomes_prefix_and_exact_location():
+def test_prefix_path_without_slash_becomes_prefix_and_exact_location() -> None:
     locations = harness.ingress_locations(oauth2_ingress(), ADDRESSES)[HOST]
     assert [(loc.nginx_path, loc.upstream) for loc in locations] == [
         ("/oauth2/", "127.0.0.1:14180"),
@@ -186,7 +187,7 @@ def test_prefix_path_without_slash_becomes_prefix_and_exact_location():
     assert all(loc.auth_url is None and loc.signin_url is None for loc in locations)
 
 
-def test_auth_url_changes_only_the_address():
+def test_auth_url_changes_only_the_address() -> None:
     (location,) = harness.ingress_locations(web_ingress(), ADDRESSES)[HOST]
     assert location.auth_url == "http://127.0.0.1:14180/oauth2/auth"
     assert location.auth_host == "oauth2-proxy.oauth2-proxy.svc.cluster.local"
@@ -195,14 +196,14 @@ def test_auth_url_changes_only_the_address():
     assert location.proxy_buffer_size == "16k"
 
 
-def test_without_auth_url_the_other_auth_annotations_do_nothing():
+def test_without_auth_url_the_other_auth_annotations_do_nothing() -> None:
     ingress = web_ingress()
     del ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-url"]
     (location,) = harness.ingress_locations(ingress, ADDRESSES)[HOST]
     assert (location.auth_url, location.signin_url, location.response_headers) == (None, None, ())
 
 
-def test_proxy_buffer_size_falls_back_to_the_controller_config_then_the_default():
+def test_proxy_buffer_size_falls_back_to_the_controller_config_then_the_default() -> None:
     ingress = web_ingress()
     del ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-buffer-size"]
     (location,) = harness.ingress_locations(ingress, ADDRESSES, {"proxy-buffer-size": "8k"})[HOST]
@@ -215,26 +216,26 @@ def test_proxy_buffer_size_falls_back_to_the_controller_config_then_the_default(
     "annotation",
     ["auth-snippet", "configuration-snippet", "auth-method", "rewrite-target", "auth-cache-key", "ssl-redirect"],
 )
-def test_annotations_the_harness_cannot_reproduce_are_refused(annotation):
+def test_annotations_the_harness_cannot_reproduce_are_refused(annotation: str) -> None:
     ingress = web_ingress(**{f"nginx.ingress.kubernetes.io/{annotation}": "x"})
     with pytest.raises(harness.UnsupportedObject, match=annotation):
         harness.ingress_locations(ingress, ADDRESSES)
 
 
-def test_an_unmapped_service_is_refused_rather_than_guessed():
+def test_an_unmapped_service_is_refused_rather_than_guessed() -> None:
     with pytest.raises(harness.UnsupportedObject, match="colors-web"):
         harness.ingress_locations(web_ingress(), {OAUTH2_PROXY: "127.0.0.1:1"})
     with pytest.raises(harness.UnsupportedObject, match="auth-url"):
         harness.ingress_locations(web_ingress(), {COLORS_WEB: "127.0.0.1:1"})
 
 
-def test_auth_url_with_an_unknown_variable_is_refused():
+def test_auth_url_with_an_unknown_variable_is_refused() -> None:
     ingress = web_ingress(**{"nginx.ingress.kubernetes.io/auth-signin": "https://$host/start?rd=$secret_thing"})
     with pytest.raises(harness.UnsupportedObject, match="secret_thing"):
         harness.ingress_locations(ingress, ADDRESSES)
 
 
-def test_servers_merge_ingresses_of_one_host_and_skip_other_classes():
+def test_servers_merge_ingresses_of_one_host_and_skip_other_classes() -> None:
     other = copy.deepcopy(web_ingress())
     other["spec"]["ingressClassName"] = "traefik"
     other["spec"]["rules"][0]["host"] = "other.example.test"
@@ -243,12 +244,12 @@ def test_servers_merge_ingresses_of_one_host_and_skip_other_classes():
     assert [loc.nginx_path for loc in server.locations] == ["/oauth2/", "= /oauth2", "/"]
 
 
-def test_two_ingresses_routing_the_same_path_are_refused():
+def test_two_ingresses_routing_the_same_path_are_refused() -> None:
     with pytest.raises(harness.UnsupportedObject, match="routed by both"):
         harness.servers_from_ingresses([web_ingress(), web_ingress()], ADDRESSES, CERTS)
 
 
-def test_a_host_without_tls_is_refused():
+def test_a_host_without_tls_is_refused() -> None:
     ingress = web_ingress()
     del ingress["spec"]["tls"]
     with pytest.raises(harness.UnsupportedObject, match="TLS"):
@@ -258,7 +259,7 @@ def test_a_host_without_tls_is_refused():
 # ---- the nginx configuration ----------------------------------------------------------------
 
 
-def _config(tmp_path: Path, **kwargs) -> str:
+def _config(tmp_path: Path, **kwargs: t.Any) -> str:
     servers = harness.servers_from_ingresses([web_ingress(), oauth2_ingress()], ADDRESSES, CERTS)
     kwargs.setdefault("listen", "127.0.0.1:18443")
     return harness.nginx_config(
@@ -282,7 +283,7 @@ def _block(config: str, start: str) -> str:
     return "\n".join(block)
 
 
-def test_protected_location_asks_oauth2_proxy_and_redirects_401_to_signin(tmp_path):
+def test_protected_location_asks_oauth2_proxy_and_redirects_401_to_signin(tmp_path: Path) -> None:
     config = _config(tmp_path)
     web = _block(config, "location / {")
     assert "auth_request        /_external-auth-Lw-Prefix;" in web
@@ -301,7 +302,7 @@ def test_protected_location_asks_oauth2_proxy_and_redirects_401_to_signin(tmp_pa
     assert "proxy_pass_request_body     off;" in auth
 
 
-def test_oauth2_locations_are_not_protected(tmp_path):
+def test_oauth2_locations_are_not_protected(tmp_path: Path) -> None:
     config = _config(tmp_path)
     for start in ("location /oauth2/ {", "location = /oauth2 {"):
         block = _block(config, start)
@@ -309,7 +310,7 @@ def test_oauth2_locations_are_not_protected(tmp_path):
         assert "proxy_pass http://127.0.0.1:14180;" in block
 
 
-def test_listens_on_loopback_only_and_keeps_state_in_its_dir(tmp_path):
+def test_listens_on_loopback_only_and_keeps_state_in_its_dir(tmp_path: Path) -> None:
     config = _config(tmp_path, controller_config={"large-client-header-buffers": "4 16k"})
     listens = [line.strip() for line in config.splitlines() if line.strip().startswith("listen ")]
     assert listens and all(line.startswith("listen 127.0.0.1:18443 ssl") for line in listens)
@@ -322,13 +323,13 @@ def test_listens_on_loopback_only_and_keeps_state_in_its_dir(tmp_path):
         _config(tmp_path, listen="0.0.0.0:443")
 
 
-def test_unknown_controller_config_keys_are_refused(tmp_path):
+def test_unknown_controller_config_keys_are_refused(tmp_path: Path) -> None:
     with pytest.raises(harness.UnsupportedObject, match="use-forwarded-headers"):
         _config(tmp_path, controller_config={"use-forwarded-headers": "true"})
 
 
 @pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx not installed (scripts/install-system-packages)")
-def test_debian_nginx_accepts_the_generated_config(tmp_path):
+def test_debian_nginx_accepts_the_generated_config(tmp_path: Path) -> None:
     pki = harness.write_test_pki(tmp_path / "pki", [HOST])
     certs = {key: (pki[f"{HOST}.crt"], pki[f"{HOST}.key"]) for key in CERTS}
     servers = harness.servers_from_ingresses([web_ingress(), oauth2_ingress()], ADDRESSES, certs)
@@ -356,7 +357,7 @@ def test_debian_nginx_accepts_the_generated_config(tmp_path):
 # ---- oauth2-proxy's command line ------------------------------------------------------------
 
 
-def test_invocation_is_the_container_with_exactly_two_overrides():
+def test_invocation_is_the_container_with_exactly_two_overrides() -> None:
     invocation = harness.oauth2_proxy_invocation(
         deployment(), SECRETS, binary="/bin/o2p", http_address="127.0.0.1:1", issuer_url="http://127.0.0.1:2/oidc"
     )
@@ -389,7 +390,9 @@ def test_invocation_is_the_container_with_exactly_two_overrides():
         (lambda c: c["env"].append({"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k"}}}), "nope"),
     ],
 )
-def test_invocation_refuses_what_it_cannot_reproduce(change, message):
+def test_invocation_refuses_what_it_cannot_reproduce(
+    change: t.Callable[[dict[str, t.Any]], object], message: str
+) -> None:
     changed = deployment()
     change(changed["spec"]["template"]["spec"]["containers"][0])
     with pytest.raises(harness.UnsupportedObject, match=message):

@@ -10,9 +10,11 @@ redirect targets.
 from __future__ import annotations
 
 import json
+import typing as t
 import urllib.parse
 
 import pytest
+import requests
 
 from . import harness
 
@@ -24,25 +26,28 @@ def cookie_name(objects: harness.AppliedObjects) -> str:
     return name
 
 
-def echoed(response) -> dict:
+def echoed(response: requests.Response) -> dict[str, t.Any]:
     """The stand-in upstream's JSON answer (fails when the response is not from it)."""
     assert response.status_code == 200, f"{response.status_code} from {response.url}: {response.text[:300]}"
     assert response.headers.get("Content-Type") == "application/json", response.text[:300]
-    return json.loads(response.text)
+    answer: dict[str, t.Any] = json.loads(response.text)
+    return answer
 
 
 def hops(browser: harness.ScriptedBrowser) -> str:
     return "\n".join(harness.iter_hops(browser.history))
 
 
-def log_in(stack: harness.LoginStack, browser: harness.ScriptedBrowser, path: str = "/"):
+def log_in(stack: harness.LoginStack, browser: harness.ScriptedBrowser, path: str = "/") -> requests.Response:
     return browser.navigate(path, credentials=(stack.user.username, stack.user.password))
 
 
 # ---- the harness runs what was applied -----------------------------------------------------
 
 
-def test_oauth2_proxy_runs_the_deployed_args_with_only_address_and_issuer_changed(stack, applied_objects):
+def test_oauth2_proxy_runs_the_deployed_args_with_only_address_and_issuer_changed(
+    stack: harness.LoginStack, applied_objects: harness.AppliedObjects
+) -> None:
     container = applied_objects.deployment["spec"]["template"]["spec"]["containers"][0]
     overridden = {o.flag for o in stack.invocation.overrides}
     assert overridden == {"--http-address", "--oidc-issuer-url"}
@@ -54,13 +59,17 @@ def test_oauth2_proxy_runs_the_deployed_args_with_only_address_and_issuer_change
 # ---- unauthenticated ----------------------------------------------------------------------
 
 
-def test_unauthenticated_request_is_redirected_to_oauth2_start(stack, browser):
+def test_unauthenticated_request_is_redirected_to_oauth2_start(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser
+) -> None:
     response = browser.get("/")
     assert response.status_code == 302
     assert response.headers["Location"] == f"https://{stack.host}/oauth2/start?rd=%2F"
 
 
-def test_signin_redirect_carries_the_escaped_request_uri(stack, browser):
+def test_signin_redirect_carries_the_escaped_request_uri(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser
+) -> None:
     # ingress-nginx's $escaped_request_uri: $request_uri escaped with set-misc's set_escape_uri.
     response = browser.get("/some/page?x=1&y=a%20b")
     assert response.status_code == 302
@@ -69,7 +78,9 @@ def test_signin_redirect_carries_the_escaped_request_uri(stack, browser):
     )
 
 
-def test_oauth2_start_sends_the_browser_to_the_idp_authorize_endpoint(stack, browser, applied_objects):
+def test_oauth2_start_sends_the_browser_to_the_idp_authorize_endpoint(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, applied_objects: harness.AppliedObjects
+) -> None:
     response = browser.get("/oauth2/start?rd=%2F")
     assert response.status_code == 302
     location = urllib.parse.urlsplit(response.headers["Location"])
@@ -82,12 +93,14 @@ def test_oauth2_start_sends_the_browser_to_the_idp_authorize_endpoint(stack, bro
     assert query["state"][0]
 
 
-def test_oauth2_auth_without_cookie_is_401(browser):
+def test_oauth2_auth_without_cookie_is_401(browser: harness.ScriptedBrowser) -> None:
     response = browser.get("/oauth2/auth")
     assert response.status_code == 401
 
 
-def test_the_idp_refuses_a_wrong_password(stack, browser, applied_objects):
+def test_the_idp_refuses_a_wrong_password(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, applied_objects: harness.AppliedObjects
+) -> None:
     form = browser.navigate("/")
     assert browser.is_login_form(form), hops(browser)
     response = browser.submit_login(form, stack.user.username, "wrong")
@@ -98,7 +111,9 @@ def test_the_idp_refuses_a_wrong_password(stack, browser, applied_objects):
 # ---- logging in ---------------------------------------------------------------------------
 
 
-def test_after_login_the_upstream_answers_with_the_users_email(stack, browser):
+def test_after_login_the_upstream_answers_with_the_users_email(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser
+) -> None:
     response = log_in(stack, browser, "/colors?x=1")
     answer = echoed(response)
     assert answer["upstream"] == "colors-web", hops(browser)
@@ -113,7 +128,9 @@ def test_after_login_the_upstream_answers_with_the_users_email(stack, browser):
     assert headers.get("host") == stack.host
 
 
-def test_every_auth_response_header_the_ingress_asks_for_reaches_the_upstream(stack, browser, applied_objects):
+def test_every_auth_response_header_the_ingress_asks_for_reaches_the_upstream(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, applied_objects: harness.AppliedObjects
+) -> None:
     """auth-response-headers lists what the app gets; a header oauth2-proxy never sets arrives empty."""
     asked = [
         h.strip()
@@ -129,7 +146,9 @@ def test_every_auth_response_header_the_ingress_asks_for_reaches_the_upstream(st
     assert not missing, f"oauth2-proxy's /oauth2/auth does not set {missing}; the upstream never gets them"
 
 
-def test_the_session_cookie_is_host_only_secure_and_http_only(stack, browser, applied_objects):
+def test_the_session_cookie_is_host_only_secure_and_http_only(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, applied_objects: harness.AppliedObjects
+) -> None:
     log_in(stack, browser)
     name = cookie_name(applied_objects)
     cookies = [c for c in browser.session.cookies if c.name == name]
@@ -142,7 +161,9 @@ def test_the_session_cookie_is_host_only_secure_and_http_only(stack, browser, ap
     assert (cookie.get_nonstandard_attr("SameSite") or "").lower() == "lax"
 
 
-def test_oauth2_auth_with_the_session_cookie_is_202(stack, browser):
+def test_oauth2_auth_with_the_session_cookie_is_202(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser
+) -> None:
     log_in(stack, browser)
     response = browser.get("/oauth2/auth")
     assert response.status_code == 202
@@ -164,7 +185,9 @@ def _tamper(value: str, part: int) -> str:
 
 
 @pytest.mark.parametrize("part", [0, 1, 2], ids=["payload", "timestamp", "signature"])
-def test_a_tampered_session_cookie_is_refused(stack, browser, applied_objects, part):
+def test_a_tampered_session_cookie_is_refused(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, applied_objects: harness.AppliedObjects, part: int
+) -> None:
     assert echoed(log_in(stack, browser))["upstream"] == "colors-web"
     name = cookie_name(applied_objects)
     value = browser.cookie(name)
@@ -188,7 +211,9 @@ def test_a_tampered_session_cookie_is_refused(stack, browser, applied_objects, p
         "https://evil.example\\@{host}/",
     ],
 )
-def test_login_never_sends_the_browser_off_site(stack, browser, rd):
+def test_login_never_sends_the_browser_off_site(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, rd: str
+) -> None:
     rd = rd.format(host=stack.host)
     response = log_in(stack, browser, "/oauth2/start?" + urllib.parse.urlencode({"rd": rd}))
     final = urllib.parse.urlsplit(response.url)
@@ -204,7 +229,7 @@ def test_login_never_sends_the_browser_off_site(stack, browser, rd):
 # ---- the API stays internal -----------------------------------------------------------------
 
 
-def test_no_ingress_routes_to_the_api(applied_objects, colors_api_service):
+def test_no_ingress_routes_to_the_api(applied_objects: harness.AppliedObjects, colors_api_service: str) -> None:
     backends = {
         harness.backend_key(ing, p["backend"])
         for ing in applied_objects.ingresses
@@ -215,7 +240,9 @@ def test_no_ingress_routes_to_the_api(applied_objects, colors_api_service):
 
 
 @pytest.mark.parametrize("api_host", ["colors-api.colors-api.svc.cluster.local", "colors-api", "api.{host}"])
-def test_a_request_for_the_api_host_gets_404(stack, browser, colors_api_service, api_host):
+def test_a_request_for_the_api_host_gets_404(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, colors_api_service: str, api_host: str
+) -> None:
     api = stack.upstreams[colors_api_service]
     before = len(api.requests)
     response = browser.get("/colors/random", headers={"Host": api_host.format(host=stack.host)})
@@ -223,7 +250,9 @@ def test_a_request_for_the_api_host_gets_404(stack, browser, colors_api_service,
     assert len(api.requests) == before
 
 
-def test_api_paths_on_the_site_need_login_and_never_reach_the_api(stack, browser, colors_api_service):
+def test_api_paths_on_the_site_need_login_and_never_reach_the_api(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, colors_api_service: str
+) -> None:
     api = stack.upstreams[colors_api_service]
     before = len(api.requests)
     response = browser.get("/colors/random")

@@ -28,7 +28,8 @@ request is logged (``FakeAzure.log``) so tests can assert what was, and was not,
 It listens on 127.0.0.1 only, on random ports, over TLS with a certificate signed by a CA
 it makes (``ca_file``), and stops by itself after ``lifetime`` seconds.
 
-Run ``cd tests/azure && python -m fake_azure --help`` to start it by hand.
+Run ``cd tests/azure && PYTHONPATH=../../testbed/lib ../../.venv/bin/python -m fake_azure --help``
+to start it by hand (``testkit``, the PKI shared with the testbed, lives in testbed/lib).
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""``cd tests/azure && python -m fake_azure --help``: run the fake by hand."""
+"""Run the fake by hand (testkit, its PKI, comes from testbed/lib)::
+
+cd tests/azure && PYTHONPATH=../../testbed/lib ../../.venv/bin/python -m fake_azure --help
+"""
 
 from __future__ import annotations
 
@@ -36,7 +39,13 @@ def main() -> None:
     )
     print(f"fake Azure: metadata {fake.base_url}, Graph {fake.graph_url}, CA {fake.ca_file}", flush=True)
     stopped = threading.Event()
-    threading.Thread(target=lambda: (fake._timer.join() if fake._timer else None, stopped.set()), daemon=True).start()
+
+    def wait_for_lifetime() -> None:
+        if fake._timer:
+            fake._timer.join()
+        stopped.set()
+
+    threading.Thread(target=wait_for_lifetime, daemon=True).start()
     try:
         stopped.wait()
     except KeyboardInterrupt:

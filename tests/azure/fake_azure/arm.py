@@ -24,9 +24,9 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
         raise HttpError(404, "SubscriptionNotFound", f"subscription in {path} not found")
     m = re.fullmatch(re.escape(sub) + r"/resourcegroups/([^/]+)", lower)
     if m:
-        group = fake.resource_groups.get(m.group(1))
-        if method == "GET" and group:
-            return Answer(200, group)
+        resource_group = fake.resource_groups.get(m.group(1))
+        if method == "GET" and resource_group:
+            return Answer(200, resource_group)
         raise HttpError(404, "ResourceGroupNotFound", f"Resource group '{m.group(1)}' could not be found.")
     if lower == sub + "/providers/microsoft.authorization/roleassignments" and method == "GET":
         return role_assignments.list_at_subscription(fake)

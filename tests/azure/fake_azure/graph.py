@@ -40,7 +40,7 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
     if parts == ["applications"] and method == "POST":
         if not (body or {}).get("displayName"):
             raise HttpError(400, "Request_BadRequest", "displayName is required")
-        app = {
+        created: dict[str, t.Any] = {
             "id": str(uuid.uuid4()),
             "appId": str(uuid.uuid4()),
             "displayName": body["displayName"],
@@ -55,8 +55,8 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
             },
             "passwordCredentials": [],
         }
-        fake.applications[app["id"]] = app
-        return Answer(201, copy.deepcopy(app))
+        fake.applications[created["id"]] = created
+        return Answer(201, copy.deepcopy(created))
     if len(parts) >= 2 and parts[0] == "applications":
         app = fake.applications.get(parts[1])
         if app is None:
@@ -104,7 +104,7 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
             )
         if any(p["appId"] == app_id for p in fake.service_principals.values()):
             raise HttpError(409, "Request_MultipleObjectsWithSameKeyValue", "service principal exists")
-        principal = {"id": str(uuid.uuid4()), "appId": app_id}
+        principal: dict[str, t.Any] = {"id": str(uuid.uuid4()), "appId": app_id}
         fake.service_principals[principal["id"]] = principal
         return Answer(201, copy.deepcopy(principal))
     raise HttpError(404, "BadRequest", f"no fake for {method} {path}")

@@ -1,0 +1,86 @@
+# Copyright: zerotrust.aks contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for the format rules, the tests that expose them and the format_errors filter."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.zerotrust.aks.plugins.filter.stack import FilterModule, format_errors
+from ansible_collections.zerotrust.aks.plugins.module_utils import _validation as v
+from ansible_collections.zerotrust.aks.plugins.test.formats import TestModule as FormatTests
+
+CASES = [
+    ("k8s_name", "oauth2-proxy", True),
+    ("k8s_name", "a" * 63, True),
+    ("k8s_name", "a" * 64, False),
+    ("k8s_name", "Oauth2", False),
+    ("k8s_name", "-x", False),
+    ("k8s_subdomain", "zerotrust-aks.tls", True),
+    ("k8s_subdomain", "a..b", False),
+    ("dns_name", "colors.example.com", True),
+    ("dns_name", "localhost", False),
+    ("dns_name", "COLORS.example.com", False),
+    ("guid", "00000000-1111-2222-3333-444444444444", True),
+    ("guid", "contoso", False),
+    ("go_duration", "1h30m", True),
+    ("go_duration", "5 m", False),
+    ("nginx_size", "16k", True),
+    ("nginx_size", "16 kb", False),
+    ("image_digest", "sha256:" + "0" * 64, True),
+    ("image_digest", "sha256:abc", False),
+    ("keyvault_name", "kv-zerotrust", True),
+    ("keyvault_name", "kv", False),
+    ("keyvault_name", "kv-", False),
+    ("keyvault_secret_name", "oauth2-proxy-cookie-secret", True),
+    ("keyvault_secret_name", "cookie_secret", False),
+    ("http_url", "https://idp.example.com/dex", True),
+    ("http_url", "idp.example.com", False),
+    ("system_namespace", "kube-system", True),
+    ("system_namespace", "default", True),
+    ("system_namespace", "kubeflow", False),
+    ("positive_int", 2, True),
+    ("positive_int", 0, False),
+    ("positive_int", True, False),
+    ("positive_int", "2", False),
+    ("fixed_image_tag", "v7.15.6", True),
+    ("fixed_image_tag", "latest", False),
+    ("ip_or_cidr", "10.244.0.0/16", True),
+    ("ip_or_cidr", "fd00::/8", True),
+    ("ip_or_cidr", "ingress-nginx", False),
+    ("cookie_name", "__Host-oauth2-proxy", True),
+    ("cookie_name", "a b", False),
+    ("cookie_secret", "UkVOREVSLWNvb2tpZS1GQUtFLTMyLWJ5dGVzLTAxMjM", True),
+    ("cookie_secret", "only-21-characters-xx", False),
+]
+
+
+@pytest.mark.parametrize(("rule", "value", "valid"), CASES)
+def test_each_rule(rule: str, value: object, valid: bool) -> None:
+    assert v.FORMATS[rule](value) is valid
+    assert FormatTests().tests()[rule](value) is valid
+
+
+@pytest.mark.parametrize("value", [None, 3, ["a"], {"a": 1}])
+def test_non_strings_never_match_a_string_rule(value: object) -> None:
+    for rule in ("k8s_name", "dns_name", "guid", "http_url", "cookie_secret"):
+        assert v.FORMATS[rule](value) is False
+
+
+def test_every_rule_is_exposed_as_a_test_plugin() -> None:
+    assert set(FormatTests().tests()) == set(v.FORMATS)
+
+
+def test_format_errors_names_the_variable_and_what_is_allowed() -> None:
+    checks = [
+        {"var": "oauth2_proxy_proxy_buffer_size", "value": "big", "format": "nginx_size", "allowed": "an nginx size"},
+        {"var": "oauth2_proxy_replicas", "value": 2, "format": "positive_int"},
+        {"var": "oauth2_proxy_image_digest", "value": "", "format": "image_digest", "empty_ok": True},
+    ]
+    assert format_errors(checks) == ['oauth2_proxy_proxy_buffer_size must be an nginx size; got "big".']
+    assert FilterModule().filters()["format_errors"] is format_errors
+
+
+def test_format_errors_refuses_an_unknown_rule() -> None:
+    with pytest.raises(AnsibleFilterError, match="known format"):
+        format_errors([{"var": "x", "value": 1, "format": "prime"}])

@@ -13,11 +13,16 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from support.playbook import REPO, PlaybookRun, ansible_environment, run_playbook
 
-TESTKIT_ROOT = REPO / "testbed" / "lib"
-if str(TESTKIT_ROOT) not in sys.path:
-    sys.path.insert(0, str(TESTKIT_ROOT))
+# pytest puts this folder on sys.path when it imports this file (no __init__.py above it);
+# ansible-test units imports it through its collection loader, which does not. Both then find
+# `support` (tests/support) and, from testbed/lib, `testkit`.
+TESTS = Path(__file__).resolve().parent
+for root in (TESTS, TESTS.parent / "testbed" / "lib"):
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+
+from support.playbook import REPO, PlaybookRun, ansible_environment, run_playbook
 
 
 @pytest.fixture(scope="session")

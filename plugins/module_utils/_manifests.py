@@ -61,7 +61,7 @@ def identity(obj: t.Mapping[str, t.Any]) -> tuple[str, str, str, str]:
 
 def describe(obj: t.Mapping[str, t.Any]) -> str:
     """Kind/namespace/name for messages, e.g. 'Deployment oauth2-proxy/oauth2-proxy'."""
-    _, kind, namespace, name = identity(obj)
+    kind, namespace, name = identity(obj)[1:]
     return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
@@ -70,7 +70,7 @@ def kind_rank(kind: str) -> int:
 
 
 def sort_key(obj: t.Mapping[str, t.Any]) -> tuple[int, str, str, str]:
-    _, kind, namespace, name = identity(obj)
+    kind, namespace, name = identity(obj)[1:]
     return kind_rank(kind), namespace, kind, name
 
 
@@ -79,7 +79,7 @@ def sorted_objects(objects: t.Iterable[t.Mapping[str, t.Any]]) -> list[t.Mapping
     result = sorted(objects, key=sort_key)
     seen: set[tuple[str, str, str]] = set()
     for obj in result:
-        _, kind, namespace, name = identity(obj)
+        kind, namespace, name = identity(obj)[1:]
         key = (kind, namespace, name)
         if key in seen:
             raise ObjectError(f"{describe(obj)} is listed twice (was a role's output passed twice?)")
@@ -92,6 +92,6 @@ def file_names(objects: t.Sequence[t.Mapping[str, t.Any]]) -> list[str]:
     NNN-<namespace|cluster>-<kind>-<name>.yaml."""
     names = []
     for index, obj in enumerate(objects, start=1):
-        _, kind, namespace, name = identity(obj)
+        kind, namespace, name = identity(obj)[1:]
         names.append(f"{index:03d}-{namespace or 'cluster'}-{kind.lower()}-{name}.yaml")
     return names

@@ -30,7 +30,11 @@ ADDRESS_IN_USE = "address already in use"  # Go's and Python's message (Python c
 
 
 class ProcessExited(RuntimeError):
-    """The program exited while it should have been running."""
+    """The program exited while it should have been running (``.process`` says which)."""
+
+    def __init__(self, message: str, process: ManagedProcess) -> None:
+        super().__init__(message)
+        self.process = process
 
 
 # --------------------------------------------------------------------------- /proc
@@ -212,7 +216,7 @@ class ManagedProcess:
     def check_running(self) -> None:
         if not self.running():
             raise ProcessExited(
-                f"{self.name} exited with {self._popen.poll()}; log {self.log_path}:\n{self.log_tail()}"
+                f"{self.name} exited with {self._popen.poll()}; log {self.log_path}:\n{self.log_tail()}", self
             )
 
     def wait_until(
@@ -267,6 +271,7 @@ def start_on_free_ports(
     attempts: int = 3,
     taken: set[int] | None = None,
     pick: Callable[[set[int]], int] | None = None,
+    also_running: Sequence[ManagedProcess] = (),
 ) -> tuple[ManagedProcess, dict[str, int]]:
     """Start a server with one fresh port per name in PORT_NAMES (``start(ports)``), wait until it
     listens on all of them itself and READY(process, ports) is truthy.
@@ -275,7 +280,8 @@ def start_on_free_ports(
     is stopped and started again on new ports, up to ATTEMPTS times: a port that was free when
     picked may be taken before the server binds it. TAKEN holds ports not to pick (those of the
     caller's other servers) and receives the ones chosen. PICK(taken) replaces
-    :func:`testkit.ports.free_port` (tests use it to hand out a busy port).
+    :func:`testkit.ports.free_port` (tests use it to hand out a busy port). Meanwhile each of
+    ALSO_RUNNING must keep running (ProcessExited otherwise).
     """
     taken = set() if taken is None else taken
     choose = pick or (lambda exclude: free_port(exclude=exclude))
@@ -290,12 +296,15 @@ def start_on_free_ports(
             return process.listens_on(*ports.values()) and (ready is None or bool(ready(process, ports)))
 
         try:
-            process.wait_until(up, timeout_s, f"listening on {ports}")
+            what = f"listening on {ports}" + (" and ready" if ready else "")
+            process.wait_until(up, timeout_s, what, also_running=also_running)
             return process, ports
-        except (ProcessExited, TimeoutError):
-            if not process.bind_failed() or attempt == attempts:
-                raise
+        except (ProcessExited, TimeoutError) as e:
+            # The caller never gets this process: stop it whatever happened.
             process.stop()
+            someone_else = isinstance(e, ProcessExited) and e.process is not process
+            if someone_else or not process.bind_failed() or attempt == attempts:
+                raise
             print(
                 f"{process.name}: a port of {ports} was taken before it could bind it: new ports",
                 file=sys.stderr,

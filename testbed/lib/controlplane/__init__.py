@@ -1,0 +1,7 @@
+"""The testbed's implementation, behind testbed/testbed (usage: `cli.USAGE`).
+
+Modules: `state` (paths, state.json, lifetimes), `certs` (the cluster's PKI and kubeconfigs),
+`api` (a minimal API client), `components` (each program's command line), `kwok` (the fake
+Nodes), `up` (the start sequence), `cli` (the commands).
+Shared with the test suites: `testkit` (PKI, processes, ports), next to this package.
+"""

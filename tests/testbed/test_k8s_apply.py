@@ -172,10 +172,16 @@ def apply(testbed: LocalTestbed, ansible_env: dict[str, str], tmp_path: Path) ->
 
 
 def audit_events(testbed: LocalTestbed, offset: int) -> list[dict[str, t.Any]]:
+    """The module's requests since OFFSET, one event each: a watch is logged at ResponseStarted
+    and again at ResponseComplete, so events are counted by auditID."""
     with testbed.audit_log.open("rb") as stream:
         stream.seek(offset)
         lines = stream.read().splitlines()
-    return [e for e in map(json.loads, lines) if e.get("userAgent", "").startswith(USER_AGENT)]
+    events: dict[str, dict[str, t.Any]] = {}
+    for event in map(json.loads, lines):
+        if event.get("userAgent", "").startswith(USER_AGENT):
+            events.setdefault(event["auditID"], event)
+    return list(events.values())
 
 
 def test_apply_creates_then_changes_nothing(
@@ -315,7 +321,9 @@ def test_rollout_timeout_names_the_deployment(apply: Applier) -> None:
     result, _ = apply(owner=owner, objects=objects, wait_timeout=5)
     assert result["failed"] is True
     assert result["msg"].startswith("timed out after 5 s waiting for 1 Deployment(s) to roll out: ")
-    assert f"Deployment {ns}/stuck: 0/1 updated, 0 available" in result["msg"]
+    assert (
+        f"Deployment {ns}/stuck: 1/1 updated, 0 available; Available=False MinimumReplicasUnavailable" in result["msg"]
+    )
     assert [(o["kind"], o["action"]) for o in result["objects"]] == [
         ("Namespace", "created"),
         ("Deployment", "created"),

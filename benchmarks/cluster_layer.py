@@ -28,8 +28,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 ADMIN_USER = "zerotrust-aks-admin"
-# The switches the Molecule testbed scenario uses to apply the local profile to a testbed.
-TESTBED_VARS = REPO / "molecule" / "testbed" / "host_vars" / "localhost.yml"
+# The local profile applied to a testbed, as scripts/demo and the Molecule testbed scenario do.
+INVENTORY = ["-i", "inventories/local", "-i", "inventories/testbed"]
 
 
 def run(command: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -87,16 +87,17 @@ def main() -> int:
         PROFILE_TASKS_TASK_OUTPUT_LIMIT="8",
     )
     kubectl = run([str(REPO / "testbed" / "build"), "--print-path", "kubectl"], env).stdout.strip()
-    playbook = ["ansible-playbook", "playbooks/cluster.yml", "-e", f"@{TESTBED_VARS}"]
+    playbook = ["ansible-playbook", "playbooks/cluster.yml", *INVENTORY]
     results: dict[str, Any] = {}
     try:
+        # inventories/testbed keeps the client secret in the testbed's state folder: up first.
+        testbed(env, "up", "--lifetime", "30m")
         # The manifests kubectl gets: the playbook's own render mode, same variables.
         run([*playbook, "-e", f"zerotrust_aks_render_dir={render_dir}"], env)
         files = sorted(render_dir.glob("*.yaml"))
         objects = len(files)
         print(f"{objects} rendered objects (+ Secrets the playbook applies and render mode omits)")
 
-        testbed(env, "up", "--lifetime", "30m")
         audit = state / "audit.log"
         print("ansible-playbook playbooks/cluster.yml")
         results["ansible_first"] = measure("first converge", playbook, env, audit)

@@ -7,15 +7,14 @@ Puts testbed/lib on sys.path (the import root of `controlplane` and `testkit`) a
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-try:
-    import cryptography  # noqa: F401 - only checking that it is there
-except ImportError:  # pragma: no cover - depends on the interpreter
+if importlib.util.find_spec("cryptography") is None:  # pragma: no cover - depends on the interpreter
     venv_python = HERE.parent / ".venv" / "bin" / "python"
     if venv_python.exists() and Path(sys.executable).resolve() != venv_python.resolve():
         os.execv(str(venv_python), [str(venv_python), __file__, *sys.argv[1:]])  # noqa: S606

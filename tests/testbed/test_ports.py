@@ -58,14 +58,14 @@ def test_ephemeral_range_is_read_from_the_kernel_file(tmp_path: Path) -> None:
 
 def test_free_port_is_outside_the_ephemeral_range_and_free() -> None:
     ephemeral = ephemeral_range()
-    ports = [free_port() for _ in range(200)]
+    ports = [free_port() for _pick in range(200)]
     assert all(outside(p, ephemeral) and p >= 1024 for p in ports)
     assert len(set(ports)) > 150  # randomised, not a counter every caller shares
     busy = socket.socket()
     busy.bind(("127.0.0.1", ports[0]))
     with busy:
         assert not is_free(ports[0])
-        assert ports[0] not in {free_port() for _ in range(200)}
+        assert ports[0] not in {free_port() for _pick in range(200)}
 
 
 def http_server(log_dir: Path) -> tuple[list[dict[str, int]], Callable[[dict[str, int]], ManagedProcess]]:

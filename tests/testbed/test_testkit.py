@@ -28,7 +28,7 @@ def tls_handshake(ca: Path, server: tuple[Path, Path], client: tuple[Path, Path]
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve() -> None:
-        conn, _ = listener.accept()
+        conn, _address = listener.accept()
         # The client's refusal shows on its side; here it is only a failed handshake.
         with contextlib.suppress(ssl.SSLError), server_ctx.wrap_socket(conn, server_side=True) as tls:
             tls.recv(1)

@@ -262,6 +262,15 @@ class ManagedProcess:
 # --------------------------------------------------------------------------- servers on free ports
 
 
+def _serving(
+    process: ManagedProcess, ports: dict[str, int], ready: Callable[[ManagedProcess, dict[str, int]], object] | None
+) -> Callable[[], bool]:
+    def probe() -> bool:
+        return process.listens_on(*ports.values()) and (ready is None or bool(ready(process, ports)))
+
+    return probe
+
+
 def start_on_free_ports(
     start: Callable[[dict[str, int]], ManagedProcess],
     port_names: Sequence[str],
@@ -291,13 +300,9 @@ def start_on_free_ports(
             ports[port_name] = choose(taken | set(ports.values()))
         taken |= set(ports.values())
         process = start(ports)
-
-        def up(process: ManagedProcess = process, ports: dict[str, int] = ports) -> bool:
-            return process.listens_on(*ports.values()) and (ready is None or bool(ready(process, ports)))
-
         try:
             what = f"listening on {ports}" + (" and ready" if ready else "")
-            process.wait_until(up, timeout_s, what, also_running=also_running)
+            process.wait_until(_serving(process, ports, ready), timeout_s, what, also_running=also_running)
             return process, ports
         except (ProcessExited, TimeoutError) as e:
             # The caller never gets this process: stop it whatever happened.

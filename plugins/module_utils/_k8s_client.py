@@ -17,6 +17,7 @@ import os
 import socket
 import ssl
 import tempfile
+import time
 import typing as t
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
@@ -26,6 +27,7 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_connection impo
 USER_AGENT = "zerotrust.aks/k8s_apply"
 APPLY_PATCH = "application/apply-patch+yaml"
 CONNECT_TIMEOUT = 15.0
+THROTTLE_ATTEMPTS = 4
 
 
 class ApiError(Exception):
@@ -209,16 +211,23 @@ class Client:
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
-            data = json.dumps(body, separators=(",", ":")).encode()
-        self.requests += 1
-        answer = self._send(method, self._target(path, query), data, headers, self.timeout)
-        try:
-            payload = answer.read()
-        except (OSError, http.client.HTTPException) as e:
-            self.close()
-            raise ConnectionFailure(_cause(e)) from e
-        if answer.will_close:
-            self.close()
+            # default=str: a date a YAML template parsed into a datetime goes out as text.
+            data = json.dumps(body, separators=(",", ":"), default=str).encode()
+        for attempt in range(1, THROTTLE_ATTEMPTS + 1):
+            self.requests += 1
+            answer = self._send(method, self._target(path, query), data, headers, self.timeout)
+            try:
+                payload = answer.read()
+            except (OSError, http.client.HTTPException) as e:
+                self.close()
+                raise ConnectionFailure(_cause(e)) from e
+            if answer.will_close:
+                self.close()
+            # API Priority and Fairness (429) and a busy server (503) say when to come back;
+            # the request was not executed, so sending it again is safe.
+            if answer.status not in (429, 503) or attempt == THROTTLE_ATTEMPTS:
+                break
+            time.sleep(_retry_after(answer.getheader("Retry-After")))
         if answer.status not in ok:
             raise ApiError(method, path, answer.status, payload, answer.reason or "")
         parsed = json.loads(payload) if payload else None
@@ -251,6 +260,13 @@ class Client:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value or 1), 0.0), 10.0)
+    except ValueError:
+        return 1.0
 
 
 def _cause(error: BaseException) -> str:

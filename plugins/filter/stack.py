@@ -39,6 +39,19 @@ def format_errors(checks: t.Sequence[t.Mapping[str, t.Any]]) -> list[str]:
     return errors
 
 
+def model_conflicts(checks: t.Sequence[t.Mapping[str, t.Any]]) -> list[str]:
+    """``checks``: [{var, value, model, stack_var}] -> one message for each component input whose
+    value differs from the stack model's. Inventory settings are taken into the model; a value set
+    elsewhere (play or role vars) is not, and would split the stack."""
+    return [
+        f"{check['var']} is {json.dumps(check['value'], default=str)} but the stack model has "
+        f"{json.dumps(check['model'], default=str)}: set {check['stack_var']} (or {check['var']} in the "
+        "inventory) so that every reference follows."
+        for check in checks
+        if check["value"] != check["model"]
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
-        return {"stack_model": stack_model, "format_errors": format_errors}
+        return {"stack_model": stack_model, "format_errors": format_errors, "model_conflicts": model_conflicts}

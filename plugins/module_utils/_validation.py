@@ -94,6 +94,17 @@ def is_positive_int(value: t.Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+# oauth2-proxy v7.15.2 fixed critical authentication bypasses; older releases must not be deployed.
+OAUTH2_PROXY_MIN_RELEASE = (7, 15, 2)
+_RELEASE_TAG = re.compile(r"^v([0-9]+)\.([0-9]+)\.([0-9]+)$")
+
+
+def is_oauth2_proxy_release(value: t.Any) -> bool:
+    """An oauth2-proxy release tag, vX.Y.Z, of v7.15.2 or later."""
+    match = _RELEASE_TAG.match(value) if isinstance(value, str) else None
+    return match is not None and tuple(int(part) for part in match.groups()) >= OAUTH2_PROXY_MIN_RELEASE
+
+
 def is_fixed_image_tag(value: t.Any) -> bool:
     """A tag that names one build: not empty, not "latest"."""
     return isinstance(value, str) and value not in ("", "latest")
@@ -130,6 +141,7 @@ FORMATS: dict[str, t.Callable[[t.Any], bool]] = {
     "system_namespace": is_system_namespace,
     "positive_int": is_positive_int,
     "fixed_image_tag": is_fixed_image_tag,
+    "oauth2_proxy_release": is_oauth2_proxy_release,
     "ip_or_cidr": is_ip_or_cidr,
     "cookie_name": is_cookie_name,
     "cookie_secret": is_valid_cookie_secret,

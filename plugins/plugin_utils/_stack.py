@@ -104,46 +104,46 @@ FACTS: tuple[Fact, ...] = (
 )
 
 # Inputs that used to copy another component's fact (and so could contradict it). Setting one is
-# refused with the input that replaced it.
+# refused, saying what replaced it.
 RETIRED: dict[str, str] = {
-    "oauth2_proxy_platform": "zerotrust_aks_platform",
-    "app_secrets_platform": "zerotrust_aks_platform",
-    "oauth2_proxy_host": "zerotrust_aks_host",
-    "colors_web_host": "zerotrust_aks_host",
-    "tls_host": "zerotrust_aks_host",
-    "tls_mode": "zerotrust_aks_tls_mode",
-    "tls_render": "zerotrust_aks_render_dir",
-    "app_secrets_render": "zerotrust_aks_render_dir",
-    "oauth2_proxy_identity_mode": "zerotrust_aks_identity_mode",
-    "app_secrets_identity_mode": "zerotrust_aks_identity_mode",
-    "oauth2_proxy_identity_client_id": "zerotrust_aks_identity_client_id",
-    "app_secrets_identity_client_id": "zerotrust_aks_identity_client_id",
-    "oauth2_proxy_tenant_id": "zerotrust_aks_tenant_id",
-    "app_secrets_tenant_id": "zerotrust_aks_tenant_id",
-    "app_secrets_keyvault_name": "zerotrust_aks_keyvault_name",
-    "oauth2_proxy_ingress_class": "zerotrust_aks_ingress_class",
-    "colors_web_ingress_class": "zerotrust_aks_ingress_class",
-    "oauth2_proxy_ingress_namespace": "zerotrust_aks_ingress_namespace",
-    "colors_web_ingress_namespace": "zerotrust_aks_ingress_namespace",
-    "colors_web_oauth2_proxy_namespace": "zerotrust_aks_oauth2_proxy_namespace",
-    "colors_web_oauth2_proxy_service": "the oauth2_proxy role (its Service is always named oauth2-proxy)",
-    "colors_web_oauth2_proxy_port": "the oauth2_proxy role (its Service always listens on 4180)",
-    "colors_api_client_namespace": "zerotrust_aks_colors_web_namespace",
-    "colors_web_tls_secret_name": "zerotrust_aks_tls_secret_name",
-    "oauth2_proxy_tls_secret_name": "zerotrust_aks_tls_secret_name",
-    "tls_namespaces": "the stack model (every namespace with an Ingress for the host)",
-    "oauth2_proxy_secret_names": "app_secrets_secret_names",
-    "oauth2_proxy_secret_provider_class": "app_secrets_secret_provider_class_name",
-    "keyvault_access_service_account": "the oauth2_proxy role (its ServiceAccount is always named oauth2-proxy)",
+    "oauth2_proxy_platform": "set zerotrust_aks_platform instead",
+    "app_secrets_platform": "set zerotrust_aks_platform instead",
+    "oauth2_proxy_host": "set zerotrust_aks_host instead",
+    "colors_web_host": "set zerotrust_aks_host instead",
+    "tls_host": "set zerotrust_aks_host instead",
+    "tls_mode": "set zerotrust_aks_tls_mode instead",
+    "tls_render": "set zerotrust_aks_render_dir instead",
+    "app_secrets_render": "set zerotrust_aks_render_dir instead",
+    "oauth2_proxy_identity_mode": "set zerotrust_aks_identity_mode instead",
+    "app_secrets_identity_mode": "set zerotrust_aks_identity_mode instead",
+    "oauth2_proxy_identity_client_id": "set zerotrust_aks_identity_client_id instead",
+    "app_secrets_identity_client_id": "set zerotrust_aks_identity_client_id instead",
+    "oauth2_proxy_tenant_id": "set zerotrust_aks_tenant_id instead",
+    "app_secrets_tenant_id": "set zerotrust_aks_tenant_id instead",
+    "app_secrets_keyvault_name": "set zerotrust_aks_keyvault_name instead",
+    "oauth2_proxy_ingress_class": "set zerotrust_aks_ingress_class instead",
+    "colors_web_ingress_class": "set zerotrust_aks_ingress_class instead",
+    "oauth2_proxy_ingress_namespace": "set zerotrust_aks_ingress_namespace instead",
+    "colors_web_ingress_namespace": "set zerotrust_aks_ingress_namespace instead",
+    "colors_web_oauth2_proxy_namespace": "set zerotrust_aks_oauth2_proxy_namespace instead",
+    "colors_web_oauth2_proxy_service": "the oauth2_proxy role names its Service oauth2-proxy",
+    "colors_web_oauth2_proxy_port": "the oauth2_proxy role's Service always listens on 4180",
+    "colors_api_client_namespace": "set zerotrust_aks_colors_web_namespace instead",
+    "colors_web_tls_secret_name": "set zerotrust_aks_tls_secret_name instead",
+    "oauth2_proxy_tls_secret_name": "set zerotrust_aks_tls_secret_name instead",
+    "tls_namespaces": "the stack model puts the TLS Secret in every namespace with an Ingress for the host",
+    "oauth2_proxy_secret_names": "set app_secrets_secret_names instead",
+    "oauth2_proxy_secret_provider_class": "set app_secrets_secret_provider_class_name instead",
+    "keyvault_access_service_account": "the federated credential names the stack's oauth2-proxy ServiceAccount",
     "app_secrets_keyvault_object_names": (
-        "zerotrust_aks_client_id_secret_name, zerotrust_aks_client_secret_secret_name "
-        "and zerotrust_aks_cookie_secret_name"
+        "set zerotrust_aks_client_id_secret_name, zerotrust_aks_client_secret_secret_name "
+        "and zerotrust_aks_cookie_secret_name instead"
     ),
-    "app_secrets_client_id": "zerotrust_aks_client_id",
-    "app_secrets_client_secret": "zerotrust_aks_client_secret",
-    "app_secrets_cookie_secret": "zerotrust_aks_cookie_secret",
-    "tls_selfsigned_not_after": "tls_selfsigned_valid_days (a number of days)",
-    "tls_renew_before": "tls_renew_before_days (a number of days)",
+    "app_secrets_client_id": "set zerotrust_aks_client_id instead",
+    "app_secrets_client_secret": "set zerotrust_aks_client_secret instead",
+    "app_secrets_cookie_secret": "set zerotrust_aks_cookie_secret instead",
+    "tls_selfsigned_not_after": "set tls_selfsigned_valid_days (a number of days) instead",
+    "tls_renew_before": "set tls_renew_before_days (a number of days) instead",
 }
 
 SECRET_ITEMS = ("client_id", "client_secret", "cookie_secret")
@@ -204,7 +204,7 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
 
     for name in sorted(RETIRED):
         if src.user_set(name):
-            errors.append(f"{name} is no longer an input; set {RETIRED[name]} instead.")
+            errors.append(f"{name} is no longer an input: {RETIRED[name]}.")
     for name, choices in CHOICES.items():
         if name in inputs and inputs[name] not in choices:
             errors.append(f"{name} must be one of {', '.join(choices)}; got {_show(inputs[name])}.")

@@ -480,6 +480,7 @@ BAD_VALUES = [
     ("aks", {"zerotrust_aks_tenant_id": "contoso"}, "zerotrust_aks_tenant_id"),
     ("aks", {"zerotrust_aks_identity_mode": "pod-identity"}, "zerotrust_aks_identity_mode"),
     ("local", {"oauth2_proxy_image_tag": "latest"}, "oauth2_proxy_image_tag"),
+    ("local", {"oauth2_proxy_image_tag": "v7.5.0"}, "oauth2_proxy_image_tag"),
     ("local", {"oauth2_proxy_trusted_proxy_ips": ["ingress-nginx"]}, "oauth2_proxy_trusted_proxy_ips"),
     ("local", {"oauth2_proxy_code_challenge_method": "plain"}, "oauth2_proxy_code_challenge_method"),
 ]
@@ -623,7 +624,9 @@ def test_a_component_level_rename_is_followed_everywhere(render_profile) -> None
     render = render_profile(
         "aks",
         "-e",
-        json.dumps({"oauth2_proxy_namespace": "auth", "ingress_nginx_namespace": "edge", "colors_api_namespace": "api"}),
+        json.dumps(
+            {"oauth2_proxy_namespace": "auth", "ingress_nginx_namespace": "edge", "colors_api_namespace": "api"}
+        ),
     )
     ns = {"ingress": "edge", "oauth2_proxy": "auth", "colors_web": "colors-web", "colors_api": "api"}
     assert_wired(render, ns, "nginx", "zerotrust-aks-tls")
@@ -634,6 +637,42 @@ def test_the_default_stack_is_wired_to_its_default_names(rendered: Render) -> No
     assert_wired(rendered, ns, "nginx", "zerotrust-aks-tls")
 
 
+PLAY_VARS_PLAYBOOK = """
+- name: Set a component's namespace as a play variable, which the stack model cannot see
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    zerotrust_aks_host: colors.example.com
+    oauth2_proxy_namespace: auth
+  tasks:
+    - name: Compute the stack model
+      ansible.builtin.import_role:
+        name: zerotrust.aks.stack
+    - name: Compute the oauth2-proxy objects
+      ansible.builtin.import_role:
+        name: zerotrust.aks.oauth2_proxy
+"""
+
+
+def test_a_component_input_the_model_cannot_see_is_refused(render_env: dict[str, str], tmp_path: Path) -> None:
+    playbook = tmp_path / "play-vars.yml"
+    playbook.write_text(PLAY_VARS_PLAYBOOK)
+    result = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook)],
+        env=render_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert 'oauth2_proxy_namespace is "auth" but the stack model has "oauth2-proxy"' in output, output
+    assert "zerotrust_aks_oauth2_proxy_namespace" in output
+
+
 STACK_ERRORS = [
     (
         {"zerotrust_aks_oauth2_proxy_namespace": "auth", "oauth2_proxy_namespace": "login"},
@@ -642,9 +681,13 @@ STACK_ERRORS = [
     ({"colors_web_ingress_namespace": "edge"}, ["colors_web_ingress_namespace", "zerotrust_aks_ingress_namespace"]),
     ({"zerotrust_aks_colors_api_namespace": "kube-system"}, ["zerotrust_aks_colors_api_namespace", "system namespace"]),
     ({"zerotrust_aks_oauth2_proxy_namespace": "default"}, ["zerotrust_aks_oauth2_proxy_namespace", "system namespace"]),
-    ({"colors_web_namespace": "colors-api"}, ["zerotrust_aks_colors_web_namespace", "zerotrust_aks_colors_api_namespace"]),
+    (
+        {"colors_web_namespace": "colors-api"},
+        ["zerotrust_aks_colors_web_namespace", "zerotrust_aks_colors_api_namespace"],
+    ),
     ({"zerotrust_aks_ingress_class": "Nginx!"}, ["zerotrust_aks_ingress_class"]),
     ({"zerotrust_aks_instance": "Zero Trust"}, ["zerotrust_aks_instance"]),
+    ({"keyvault_access_service_account": "proxy"}, ["keyvault_access_service_account", "no longer an input"]),
 ]
 
 

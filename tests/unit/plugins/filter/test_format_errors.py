@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.zerotrust.aks.plugins.filter.stack import FilterModule, format_errors
+from ansible_collections.zerotrust.aks.plugins.filter.stack import FilterModule, format_errors, model_conflicts
 from ansible_collections.zerotrust.aks.plugins.module_utils import _validation as v
 from ansible_collections.zerotrust.aks.plugins.test.formats import TestModule as FormatTests
 
@@ -45,6 +45,12 @@ CASES = [
     ("positive_int", "2", False),
     ("fixed_image_tag", "v7.15.6", True),
     ("fixed_image_tag", "latest", False),
+    ("oauth2_proxy_release", "v7.15.2", True),
+    ("oauth2_proxy_release", "v7.16.0", True),
+    ("oauth2_proxy_release", "v8.0.0", True),
+    ("oauth2_proxy_release", "v7.15.1", False),
+    ("oauth2_proxy_release", "v7.5.0", False),
+    ("oauth2_proxy_release", "latest", False),
     ("ip_or_cidr", "10.244.0.0/16", True),
     ("ip_or_cidr", "fd00::/8", True),
     ("ip_or_cidr", "ingress-nginx", False),
@@ -84,3 +90,14 @@ def test_format_errors_names_the_variable_and_what_is_allowed() -> None:
 def test_format_errors_refuses_an_unknown_rule() -> None:
     with pytest.raises(AnsibleFilterError, match="known format"):
         format_errors([{"var": "x", "value": 1, "format": "prime"}])
+
+
+def test_model_conflicts_names_the_component_input_and_the_stack_input() -> None:
+    checks = [
+        {"var": "oauth2_proxy_namespace", "value": "auth", "model": "oauth2-proxy", "stack_var": "zerotrust_aks_x"},
+        {"var": "colors_web_namespace", "value": "web", "model": "web", "stack_var": "zerotrust_aks_y"},
+    ]
+    assert model_conflicts(checks) == [
+        'oauth2_proxy_namespace is "auth" but the stack model has "oauth2-proxy": set zerotrust_aks_x (or '
+        "oauth2_proxy_namespace in the inventory) so that every reference follows."
+    ]

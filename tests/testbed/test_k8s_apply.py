@@ -109,6 +109,7 @@ class Applier:
         self.env = dict(env, KUBECONFIG=str(testbed.kubeconfig))
         self.tmp_path = tmp_path
         self.runs = 0
+        self.last: PlaybookRun | None = None
         (tmp_path / "inventory").write_text(
             f"localhost ansible_connection=local ansible_python_interpreter={REPO / '.venv/bin/python'}\n"
         )
@@ -120,7 +121,7 @@ class Applier:
         diff: bool = False,
         verbosity: int = 0,
         **args: t.Any,
-    ) -> tuple[dict[str, t.Any], PlaybookRun]:
+    ) -> dict[str, t.Any]:
         self.runs += 1
         result_file = self.tmp_path / f"result-{self.runs}.json"
         playbook = self.tmp_path / f"apply-{self.runs}.yml"
@@ -154,15 +155,16 @@ class Applier:
             verbosity=verbosity,
             timeout=300,
         )
-        return json.loads(result_file.read_text()), run
+        self.last = run
+        return t.cast(dict[str, t.Any], json.loads(result_file.read_text()))
 
     def get(self, objects: list[dict[str, t.Any]]) -> dict[tuple[str, str, str], dict[str, t.Any]]:
         """The objects as the API server has them now, by (kind, namespace, name); absent ones left out."""
         listing = self.tmp_path / "objects.json"
         listing.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
         done = self.testbed.kubectl_run("get", "-f", str(listing), "-o", "json", "--ignore-not-found")
-        found = json.loads(done.stdout) if done.stdout.strip() else {"kind": "List", "items": []}
-        items = found["items"] if found.get("kind") == "List" else [found]
+        found: dict[str, t.Any] = json.loads(done.stdout) if done.stdout.strip() else {"kind": "List", "items": []}
+        items: list[dict[str, t.Any]] = found["items"] if found.get("kind") == "List" else [found]
         return {(i["kind"], i["metadata"].get("namespace", ""), i["metadata"]["name"]): i for i in items}
 
 
@@ -190,7 +192,7 @@ def test_apply_creates_then_changes_nothing(
     user_ns = namespace("user")
     ns, owner, cluster_name = unique("zt"), unique("o"), unique("zt-reader")
     objects = stack(ns, user_ns, cluster_name)
-    args = {
+    args: dict[str, t.Any] = {
         "owner": owner,
         "objects": objects,
         "secrets": secret_specs(ns),
@@ -206,7 +208,7 @@ def test_apply_creates_then_changes_nothing(
     count = len(everything)
 
     offset = testbed.audit_log.stat().st_size
-    first, _ = apply(**args)
+    first = apply(**args)
     assert first.get("failed") is not True, first.get("msg")
     assert first["changed"] is True and first["counts"] == {"created": count, "configured": 0, "unchanged": 0}
     assert first["requests"] <= 2 * count, first["requests"]
@@ -232,7 +234,7 @@ def test_apply_creates_then_changes_nothing(
     assert {s["name"]: s["generated"] for s in first["secrets"]} == {"oauth": False, "cookie": True}
 
     offset = testbed.audit_log.stat().st_size
-    second, _ = apply(**args)
+    second = apply(**args)
     assert second["changed"] is False, second["objects"]
     assert second["counts"] == {"created": 0, "configured": 0, "unchanged": count}
     after = apply.get(everything)
@@ -254,7 +256,7 @@ def test_apply_creates_then_changes_nothing(
     )
 
     # Check mode and diff after the converge: nothing would change.
-    check, _ = apply(check=True, diff=True, **args)
+    check = apply(check=True, diff=True, **args)
     assert check["changed"] is False, [o for o in check["objects"] if o["action"] != "unchanged"]
 
 
@@ -264,27 +266,26 @@ def test_diff_and_verbose_output_never_show_a_secret_value(
     user_ns = namespace("user")
     ns, owner = unique("zt"), unique("o")
     objects = stack(ns, user_ns, unique("zt-reader"), configmaps=1)
-    args = {
+    args: dict[str, t.Any] = {
         "owner": owner,
         "objects": objects,
         "secrets": secret_specs(ns),
         "secret_values": {"client_secret": CLIENT_SECRET},
     }
-    first, run = apply(verbosity=3, diff=True, **args)
+    first = apply(verbosity=3, diff=True, **args)
     assert first["changed"] is True
     stored = json.loads(testbed.kubectl_run("get", "secret", "-n", ns, "cookie", "-o", "json").stdout)
     cookie = stored["data"]["cookie-secret"]
     new_value = "rotated-client-secret-77aa"
     objects[-1]["data"] = {"changed": "yes"}
-    changed, run = apply(
-        verbosity=3, diff=True, **dict(args, objects=objects, secret_values={"client_secret": new_value})
-    )
+    changed = apply(verbosity=3, diff=True, **dict(args, objects=objects, secret_values={"client_secret": new_value}))
     assert changed["changed"] is True
     actions = {(o["kind"], o["name"]): o["action"] for o in changed["objects"]}
     assert actions[("Secret", "oauth")] == "configured" and actions[("Secret", "cookie")] == "unchanged"
     assert actions[("ConfigMap", "cm-0")] == "configured"
     assert actions[("Deployment", "app")] == "configured", "a changed Secret rolls the Deployment that reads it"
-    output = run.output + json.dumps(changed)
+    assert apply.last is not None
+    output = apply.last.output + json.dumps(changed)
     for value in (CLIENT_SECRET, new_value, cookie):
         assert value not in output
     for value in (CLIENT_SECRET, new_value):
@@ -298,7 +299,7 @@ def test_check_mode_on_a_new_namespace_writes_nothing(apply: Applier, testbed: L
     ns = unique("zt-check")
     objects = stack(ns, ns, unique("zt-reader"), configmaps=3)
     offset = testbed.audit_log.stat().st_size
-    result, _ = apply(
+    result = apply(
         check=True, owner=unique("o"), objects=objects, secrets=secret_specs(ns), secret_values={"client_secret": "x"}
     )
     assert result["changed"] is True
@@ -318,7 +319,7 @@ def test_rollout_timeout_names_the_deployment(apply: Applier) -> None:
     stuck["spec"]["template"]["spec"]["containers"][0].pop("envFrom")
     objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, stuck]
     owner = unique("o")
-    result, _ = apply(owner=owner, objects=objects, wait_timeout=5)
+    result = apply(owner=owner, objects=objects, wait_timeout=5)
     assert result["failed"] is True
     assert result["msg"].startswith("timed out after 5 s waiting for 1 Deployment(s) to roll out: ")
     assert (
@@ -328,7 +329,7 @@ def test_rollout_timeout_names_the_deployment(apply: Applier) -> None:
         ("Namespace", "created"),
         ("Deployment", "created"),
     ]
-    gone, _ = apply(owner=owner, objects=objects, state="absent")
+    gone = apply(owner=owner, objects=objects, state="absent")
     assert gone.get("failed") is not True, gone.get("msg")
 
 
@@ -354,17 +355,17 @@ def test_custom_resource_waits_for_its_crd(apply: Applier) -> None:
     }
     widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
     owner = unique("o")
-    check, _ = apply(check=True, owner=owner, objects=[widget, crd])
+    check = apply(check=True, owner=owner, objects=[widget, crd])
     assert check["counts"]["created"] == 2, check
-    result, _ = apply(owner=owner, objects=[widget, crd])
+    result = apply(owner=owner, objects=[widget, crd])
     assert result.get("failed") is not True, result.get("msg")
     assert [o["action"] for o in result["objects"]] == ["created", "created"]
-    again, _ = apply(owner=owner, objects=[widget, crd])
+    again = apply(owner=owner, objects=[widget, crd])
     assert again["changed"] is False
-    gone, _ = apply(owner=owner, objects=[widget, crd], state="absent")
+    gone = apply(owner=owner, objects=[widget, crd], state="absent")
     assert {d["kind"] for d in gone["deleted"]} == {"CustomResourceDefinition", "Widget"}
     stray = dict(widget, apiVersion=f"never-{group}/v1")
-    missing, _ = apply(owner=owner, objects=[stray])
+    missing = apply(owner=owner, objects=[stray])
     assert missing["failed"] is True and "its CRD is missing" in missing["msg"] and missing["requests"] == 3
 
 
@@ -374,13 +375,13 @@ def test_absent_deletes_only_owned_objects(
     user_ns = namespace("user")
     ns, owner, cluster_name = unique("zt"), unique("o"), unique("zt-reader")
     objects = stack(ns, user_ns, cluster_name, configmaps=2)
-    args = {
+    args: dict[str, t.Any] = {
         "owner": owner,
         "objects": objects,
         "secrets": secret_specs(ns),
         "secret_values": {"client_secret": CLIENT_SECRET},
     }
-    first, _ = apply(**args)
+    first = apply(**args)
     assert first.get("failed") is not True, first.get("msg")
     # Someone else's object with the collection's part-of label, in the user's namespace.
     testbed.kubectl_run("create", "configmap", "unrelated", "-n", user_ns)
@@ -389,10 +390,10 @@ def test_absent_deletes_only_owned_objects(
     testbed.kubectl_run("create", "configmap", "other-stack", "-n", user_ns)
     testbed.kubectl_run("label", "configmap", "other-stack", "-n", user_ns, f"{OWNER_LABEL}=someone-else")
 
-    check, _ = apply(check=True, state="absent", owner=owner, objects=objects)
+    check = apply(check=True, state="absent", owner=owner, objects=objects)
     assert check["changed"] is True and testbed.kubectl_run("get", "namespace", ns).returncode == 0
 
-    gone, _ = apply(state="absent", owner=owner, objects=objects)
+    gone = apply(state="absent", owner=owner, objects=objects)
     assert gone.get("failed") is not True, gone.get("msg")
     deleted = {(d["kind"], d["namespace"], d["name"]) for d in gone["deleted"]}
     assert ("Namespace", "", ns) in deleted and ("ClusterRole", "", cluster_name) in deleted
@@ -404,7 +405,7 @@ def test_absent_deletes_only_owned_objects(
     assert "configmap/in-user-ns" not in survivors
     assert testbed.kubectl_run("get", "namespace", user_ns).returncode == 0
 
-    again, _ = apply(state="absent", owner=owner, objects=objects)
+    again = apply(state="absent", owner=owner, objects=objects)
     assert again["changed"] is False and again["deleted"] == []
 
 
@@ -412,15 +413,13 @@ def test_unreachable_cluster_messages_name_the_kubeconfig(apply: Applier, tmp_pa
     missing = tmp_path / "no-such-kubeconfig"
     env = {k: v for k, v in apply.env.items() if not k.startswith("K8S_AUTH_")}
     env["KUBECONFIG"] = str(missing)
-    result, _ = apply(
-        env=env, owner="o", objects=[{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}]
-    )
+    result = apply(env=env, owner="o", objects=[{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}])
     assert result["failed"] is True
     assert f"kubeconfig {missing} (from KUBECONFIG) does not exist" in result["msg"]
 
     wrong = tmp_path / "wrong-context"
     wrong.write_text(apply.testbed.kubeconfig.read_text())
-    result, _ = apply(owner="o", kubeconfig=str(wrong), context="prod", objects=[])
+    result = apply(owner="o", kubeconfig=str(wrong), context="prod", objects=[])
     assert result["msg"].startswith(
         f"cannot configure the Kubernetes connection: kubeconfig {wrong}, context 'prod': no such context"
     )

@@ -120,7 +120,7 @@ CLUSTER_ROLE = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRo
 
 
 def engine(api: FakeApi, **options: t.Any) -> Engine:
-    return Engine(api, Options(owner=OWNER, **options))  # type: ignore[arg-type]
+    return Engine(api, Options(owner=OWNER, **options))
 
 
 def test_noop_run_is_discovery_namespace_list_and_one_patch_per_object() -> None:

@@ -34,7 +34,8 @@ def no_ambient_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 def run_module(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
     args.setdefault("owner", "colors")
-    return utils.run_module(k8s_apply.main, capsys, **args)
+    result: dict[str, t.Any] = utils.run_module(k8s_apply.main, capsys, **args)
+    return result
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:

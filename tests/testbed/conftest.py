@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,10 +22,6 @@ from kubernetes.client import ApiException
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTBED = REPO_ROOT / "testbed" / "testbed"
-# Import root of the shared helpers (testkit) and the testbed's own package (controlplane).
-TESTKIT_ROOT = REPO_ROOT / "testbed" / "lib"
-if str(TESTKIT_ROOT) not in sys.path:
-    sys.path.insert(0, str(TESTKIT_ROOT))
 
 
 @dataclass(frozen=True)

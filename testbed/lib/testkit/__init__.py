@@ -1,9 +1,9 @@
 """Shared helpers for the testbed and the test suites: one PKI, one process runner, one port rule.
 
 Import root: ``testbed/lib`` (not a package itself; put it on ``sys.path``). ``testbed/testbed.py``
-does so for the CLI; under pytest ``tests/testbed/conftest.py`` does (other suites: insert
-``<repo>/testbed/lib`` the same way, or through ``tests/conftest.py``). Needs ``cryptography``
-(in .venv) for ``testkit.pki`` only; the rest is standard library.
+does so for the CLI, ``tests/conftest.py`` for every pytest suite; by hand:
+``PYTHONPATH=testbed/lib``. Needs ``cryptography`` (in .venv) for ``testkit.pki`` only; the
+rest is standard library.
 
 ``testkit.pki`` — throw-away X.509, EC P-256 unless asked otherwise:
     ca = CertificateAuthority("my CA", valid_for=timedelta(days=1))

@@ -116,7 +116,8 @@ def stop_recorded(pid: int, binary: str, *, grace_s: float = 20.0, name: str = "
     if not is_ours(pid, binary):
         return False
     victims = session_members(pid)
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):  # it may have exited just now
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and any(alive(p) for p in victims):
         time.sleep(0.05)

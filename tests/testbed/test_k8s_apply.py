@@ -11,6 +11,7 @@ import base64
 import json
 import typing as t
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,7 @@ class Applier:
         self.tmp_path = tmp_path
         self.runs = 0
         self.last: PlaybookRun | None = None
+        self.owners: set[str] = set()
         (tmp_path / "inventory").write_text(
             f"localhost ansible_connection=local ansible_python_interpreter={REPO / '.venv/bin/python'}\n"
         )
@@ -123,6 +125,7 @@ class Applier:
         **args: t.Any,
     ) -> dict[str, t.Any]:
         self.runs += 1
+        self.owners.add(str(args.get("owner")))
         result_file = self.tmp_path / f"result-{self.runs}.json"
         playbook = self.tmp_path / f"apply-{self.runs}.yml"
         tasks = [
@@ -169,8 +172,21 @@ class Applier:
 
 
 @pytest.fixture
-def apply(testbed: LocalTestbed, ansible_env: dict[str, str], tmp_path: Path) -> Applier:
-    return Applier(testbed, ansible_env, tmp_path)
+def apply(testbed: LocalTestbed, ansible_env: dict[str, str], tmp_path: Path) -> Iterator[Applier]:
+    applier = Applier(testbed, ansible_env, tmp_path)
+    yield applier
+    # Leave a shared testbed as found: what the tests created carries their owner's marker
+    # (objects in the tests' own user namespaces go with those namespaces).
+    for owner in applier.owners:
+        testbed.kubectl_run(
+            "delete",
+            "namespaces,clusterroles,customresourcedefinitions",
+            "-l",
+            f"{OWNER_LABEL}={owner}",
+            "--wait=false",
+            "--ignore-not-found",
+            check=False,
+        )
 
 
 def audit_events(testbed: LocalTestbed, offset: int) -> list[dict[str, t.Any]]:

@@ -351,9 +351,12 @@ def _leaf_strings(value: t.Any) -> t.Iterator[str]:
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
-    # An in-memory kubeconfig holds credentials; a path does not (see auth_argument_spec).
+    # An in-memory kubeconfig holds credentials (a path does not, see auth_argument_spec): mask
+    # what its users hold; masking every string would also mask words such as "Config".
     if isinstance(params.get("kubeconfig"), dict):
-        module.no_log_values.update(s for s in _leaf_strings(params["kubeconfig"]) if len(s) > 3)
+        for user in params["kubeconfig"].get("users") or []:
+            credentials = user.get("user") if isinstance(user, dict) else None
+            module.no_log_values.update(s for s in _leaf_strings(credentials) if len(s) > 3)
     # A literal value in a spec (instead of value_from) is still a secret: mask it everywhere.
     for spec in params["secrets"]:
         for source in (spec.get("data") or {}).values() if isinstance(spec, dict) else ():

@@ -163,3 +163,18 @@ def test_awx_style_environment_connects_without_a_kubeconfig(
     result = run_module(capsys, objects=[NAMESPACE])
     assert result["msg"].startswith(f"the Kubernetes API server {unauthorized_server} (the host option")
     assert "awx-token-value" not in json.dumps(result)
+
+
+def test_in_memory_kubeconfig_credentials_are_masked_but_not_the_rest(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, unauthorized_server: str
+) -> None:
+    config = json.loads(write_kubeconfig(tmp_path / "kc", unauthorized_server).read_text())
+    config["users"][0]["user"]["token"] = "in-memory-token-0a1b2c"  # noqa: S105 - a test value
+    result = run_module(capsys, kubeconfig=config, objects=[NAMESPACE])
+    assert result["msg"] == (
+        f"the Kubernetes API server {unauthorized_server} (the in-memory kubeconfig, context 'dev') refused "
+        "GET /api: HTTP 401 Unauthorized: Unauthorized"
+    )
+    output = json.dumps(result)
+    assert "in-memory-token-0a1b2c" not in output
+    assert '"kind": "Config"' in output, "only credentials are masked, not every string of the kubeconfig"

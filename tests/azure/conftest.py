@@ -1,6 +1,7 @@
 """Fixtures for the azure layer's tests: a fake Azure over HTTPS and an environment pointing at it.
 
-See fake_azure.py for what is faked and why (no Azure emulator is available as a Go module).
+See fake_azure/ for what is faked and why (no Azure emulator is available as a Go module), and
+fake_subscription.py for the ids and names the tests use.
 """
 
 from __future__ import annotations
@@ -13,17 +14,24 @@ from pathlib import Path
 import certifi
 import pytest
 from fake_azure import FakeAzure  # this directory is on sys.path (no __init__.py: "azure" is the SDK's package)
+from fake_subscription import (
+    CLUSTER,
+    DEPLOYER_ID,
+    DEPLOYER_SECRET,
+    KEYVAULT,
+    RESOURCE_GROUP,
+    SITE_HOST,
+    SITE_KEYVAULT,
+    SUBSCRIPTION,
+    TENANT,
+)
+from private_testbed import SiteTestbed
+from support.playbook import REPO, Playbook
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
-
-TENANT = "11111111-2222-3333-4444-555555555555"
-SUBSCRIPTION = "66666666-7777-8888-9999-000000000000"
-DEPLOYER_ID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
-DEPLOYER_SECRET = "deployer-secret-" + "x9Q2"  # the fake's only credential, checked never to be printed
-RESOURCE_GROUP = "rg-zerotrust"
-CLUSTER = "aks-zerotrust"
 CACHE = Path(os.environ.get("ZEROTRUST_AKS_CACHE", Path.home() / ".cache" / "zerotrust-aks"))
+# What applying to the local testbed needs (apply mode, no admission webhook), shared with
+# scripts/demo and the Molecule testbed scenario.
+TESTBED_INVENTORY = REPO / "inventories" / "testbed"
 
 
 @pytest.fixture(scope="module")
@@ -71,36 +79,23 @@ def azure_env(fake: FakeAzure, ansible_env: dict[str, str], tmp_path_factory: py
     return env
 
 
-Runner = t.Callable[..., subprocess.CompletedProcess[str]]
-
-
 @pytest.fixture(scope="module")
-def azure_playbook(azure_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Runner:
-    """Run playbooks/azure.yml with the test inventory variables and extra arguments."""
+def azure_playbook(azure_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Playbook:
+    """playbooks/azure.yml with the test inventory variables (as an extra-vars file)."""
     vars_file = tmp_path_factory.mktemp("vars") / "azure.yml"
     vars_file.write_text(
         "\n".join(
             [
                 f"zerotrust_aks_resource_group: {RESOURCE_GROUP}",
                 f"zerotrust_aks_cluster_name: {CLUSTER}",
-                "zerotrust_aks_keyvault_name: zt-aks-kv-test",
+                f"zerotrust_aks_keyvault_name: {KEYVAULT}",
                 "zerotrust_aks_hosts: [colors.example.com, www.colors.example.com]",
                 "zerotrust_aks_group_membership_claims: SecurityGroup",
                 "",
             ]
         )
     )
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [str(VENV_BIN / "ansible-playbook"), "playbooks/azure.yml", "-e", f"@{vars_file}", *args]
-        result = subprocess.run(
-            command, env=azure_env, cwd=REPO, capture_output=True, text=True, timeout=900, check=False
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(command)} failed ({result.returncode})\n{result.stdout}\n{result.stderr}")
-        return result
-
-    return run
+    return Playbook("playbooks/azure.yml", env=azure_env, extra_vars_files=[vars_file])
 
 
 # site.yml end to end (test_site_end_to_end.py): the azure layer against the fake, the cluster
@@ -109,24 +104,6 @@ def azure_playbook(azure_env: dict[str, str], tmp_path_factory: pytest.TempPathF
 
 TESTBED = REPO / "testbed" / "testbed"
 SPC_CRD = Path(__file__).resolve().parent / "crds" / "secrets-store.csi.x-k8s.io_secretproviderclasses.yaml"
-SITE_KEYVAULT = "zt-aks-kv-site"
-SITE_HOST = "colors.example.com"
-
-
-class SiteTestbed(t.NamedTuple):
-    state_dir: Path
-    kubeconfig: Path
-    audit_log: Path
-    kubectl: Path
-
-    def kubectl_run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -168,45 +145,36 @@ def site_playbook(
     site_testbed: SiteTestbed,
     secret_provider_class_crd: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Runner:
-    """Run site.yml with the aks profile in apply mode: Azure = the fake, cluster = the testbed.
+) -> Playbook:
+    """site.yml with the aks profile in apply mode: Azure = the fake, cluster = the testbed.
 
-    Only inputs are in the inventory, so the azure layer's outputs (set_fact) reach the cluster
+    Inventory: inventories/testbed (apply to the testbed) plus the aks profile's inputs. Only
+    inputs are in the inventory, so the azure layer's outputs (set_fact) reach the cluster
     layer; extra vars would override them.
     """
-    inventory = tmp_path_factory.mktemp("site-inventory") / "hosts.yml"
+    inventory = tmp_path_factory.mktemp("site-inventory") / "aks.yml"
     inventory.write_text(
         "\n".join(
             [
                 "all:",
-                "  hosts:",
-                "    localhost:",
-                "      ansible_connection: local",
-                '      ansible_python_interpreter: "{{ ansible_playbook_python }}"',
                 "  vars:",
                 "    zerotrust_aks_platform: aks",
-                '    zerotrust_aks_render_dir: ""',
                 f"    zerotrust_aks_host: {SITE_HOST}",
                 f"    zerotrust_aks_resource_group: {RESOURCE_GROUP}",
                 f"    zerotrust_aks_cluster_name: {CLUSTER}",
                 f"    zerotrust_aks_keyvault_name: {SITE_KEYVAULT}",
                 "    zerotrust_aks_identity_mode: addon",
-                "    # kwok Pods never run, so nothing would serve the ingress-nginx admission webhook.",
-                "    ingress_nginx_admission_webhook: false",
                 "",
             ]
         )
     )
-    env = dict(azure_env, K8S_AUTH_KUBECONFIG=str(site_testbed.kubeconfig), KUBECONFIG=str(site_testbed.kubeconfig))
+    env = dict(
+        azure_env,
+        K8S_AUTH_KUBECONFIG=str(site_testbed.kubeconfig),
+        KUBECONFIG=str(site_testbed.kubeconfig),
+        ZEROTRUST_AKS_TESTBED_DIR=str(site_testbed.state_dir),
+    )
     for name in list(env):
         if name.startswith("K8S_AUTH_") and name != "K8S_AUTH_KUBECONFIG":
             del env[name]
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [str(VENV_BIN / "ansible-playbook"), "site.yml", "-i", str(inventory), *args]
-        result = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=1200, check=False)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(command)} failed ({result.returncode})\n{result.stdout}\n{result.stderr}")
-        return result
-
-    return run
+    return Playbook("site.yml", env=env, inventory=[TESTBED_INVENTORY, inventory], timeout=1200)

@@ -1,4 +1,4 @@
-"""playbooks/azure.yml against the fake Azure (see fake_azure.py), run as a user would.
+"""playbooks/azure.yml against the fake Azure (see fake_azure/), run as a user would.
 
 The tests share one fake per module and run in order: bad input, check mode on an empty
 subscription, first run, re-runs, rotation, recovery of a soft-deleted secret.
@@ -6,63 +6,28 @@ subscription, first run, re-runs, rotation, recovery of a soft-deleted secret.
 
 from __future__ import annotations
 
+import json
 import re
-import subprocess
 import typing as t
 
 import pytest
-from conftest import CLUSTER, DEPLOYER_SECRET, RESOURCE_GROUP, SUBSCRIPTION
 from fake_azure import FakeAzure
+from fake_subscription import CLUSTER_ID, DEPLOYER_SECRET, KEYVAULT
+from observations import cluster_puts, fingerprints, role_assignments, vault_values, writes
+from support.playbook import Playbook, PlaybookRun
 
-Runner = t.Callable[..., subprocess.CompletedProcess[str]]
-
-CLUSTER_ID = (
-    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
-    f"/providers/Microsoft.ContainerService/managedClusters/{CLUSTER}"
-)
 SECRETS_USER_ROLE = "4633458b-17de-408a-b874-0445c86b69e6"
 outputs: list[str] = []
 
 
-def play(runner: Runner, fake: FakeAzure, *args: str, check: bool = True) -> tuple[str, list[dict[str, t.Any]]]:
-    """Run the playbook; return its output and the requests it sent."""
+def play(
+    playbook: Playbook, fake: FakeAzure, *args: str, must_succeed: bool = True
+) -> tuple[PlaybookRun, list[dict[str, t.Any]]]:
+    """Run the playbook; return the run and the requests it sent."""
     start = len(fake.log)
-    result = runner(*args, check=check)
-    output = result.stdout + result.stderr
-    outputs.append(output)
-    return output, fake.log[start:]
-
-
-def recap(output: str) -> dict[str, int]:
-    match = re.search(r"localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output)
-    assert match, output
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()), strict=True))
-
-
-def fingerprints(output: str) -> dict[str, str]:
-    found = dict(re.findall(r"(client_secret|cookie_secret): (sha256:[0-9a-f]{12})", output))
-    assert set(found) == {"client_secret", "cookie_secret"}, output
-    return found
-
-
-def writes(requests: list[dict[str, t.Any]]) -> list[str]:
-    return [
-        f"{r['method']} {r['path']}"
-        for r in requests
-        if r["method"] != "GET" and not r["path"].endswith("/oauth2/v2.0/token")
-    ]
-
-
-def cluster_puts(requests: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
-    return [r for r in requests if r["method"] == "PUT" and r["path"].lower() == CLUSTER_ID.lower()]
-
-
-def role_assignments(fake: FakeAzure) -> list[dict[str, t.Any]]:
-    return [r for key, r in fake.resources.items() if "/roleassignments/" in key]
-
-
-def vault_values(fake: FakeAzure) -> list[str]:
-    return [v["value"] for vault in fake.vaults.values() for versions in vault.secrets.values() for v in versions]
+    run = playbook(*args, must_succeed=must_succeed)
+    outputs.append(run.output)
+    return run, fake.log[start:]
 
 
 @pytest.mark.parametrize(
@@ -82,32 +47,30 @@ def vault_values(fake: FakeAzure) -> list[str]:
     ids=lambda value: str(value)[:40],
 )
 def test_bad_input_fails_in_preflight_before_any_request(
-    azure_playbook: Runner, fake: FakeAzure, extra: dict[str, t.Any], variable: str
+    azure_playbook: Playbook, fake: FakeAzure, extra: dict[str, t.Any], variable: str
 ) -> None:
-    import json
-
-    output, requests = play(azure_playbook, fake, "-e", json.dumps(extra), check=False)
-    assert recap(output)["failed"] == 1
-    assert variable in output
+    run, requests = play(azure_playbook, fake, "-e", json.dumps(extra), must_succeed=False)
+    assert run.failed == 1
+    assert variable in run.output
     # Not one request reached the fake, so certainly no write.
     assert requests == []
     assert fake.resources == {k: v for k, v in fake.resources.items() if "managedclusters" in k}
 
 
-def test_check_mode_on_an_empty_subscription_writes_nothing(azure_playbook: Runner, fake: FakeAzure) -> None:
-    output, requests = play(azure_playbook, fake, "--check", "--diff")
-    assert recap(output)["failed"] == 0
-    assert recap(output)["changed"] > 0
+def test_check_mode_on_an_empty_subscription_writes_nothing(azure_playbook: Playbook, fake: FakeAzure) -> None:
+    run, requests = play(azure_playbook, fake, "--check", "--diff")
+    assert run.failed == 0
+    assert run.changed > 0
     assert writes(requests) == []
     assert fake.applications == {}
     assert fake.vaults == {}
 
 
-def test_first_run_creates_everything(azure_playbook: Runner, fake: FakeAzure) -> None:
+def test_first_run_creates_everything(azure_playbook: Playbook, fake: FakeAzure) -> None:
     before = fake.resource(CLUSTER_ID)
     assert before is not None
-    output, requests = play(azure_playbook, fake, "-vvv")
-    assert recap(output)["failed"] == 0
+    run, requests = play(azure_playbook, fake, "-vvv")
+    assert run.failed == 0
 
     assert len(fake.applications) == 1
     app = next(iter(fake.applications.values()))
@@ -121,7 +84,7 @@ def test_first_run_creates_everything(azure_playbook: Runner, fake: FakeAzure) -
     assert len(app["passwordCredentials"]) == 1
     assert app["passwordCredentials"][0]["displayName"].startswith("zerotrust-aks ")
 
-    vault = fake.vaults["zt-aks-kv-test"]
+    vault = fake.vaults[KEYVAULT]
     assert sorted(vault.secrets) == [
         "oauth2-proxy-client-id",
         "oauth2-proxy-client-secret",
@@ -133,7 +96,7 @@ def test_first_run_creates_everything(azure_playbook: Runner, fake: FakeAzure) -
         == (app["passwordCredentials"][0]["keyId"])
     )
     vault_props = fake.resource(
-        f"{CLUSTER_ID.split('/providers/', maxsplit=1)[0]}/providers/Microsoft.KeyVault/vaults/zt-aks-kv-test"
+        f"{CLUSTER_ID.split('/providers/', maxsplit=1)[0]}/providers/Microsoft.KeyVault/vaults/{KEYVAULT}"
     )
     assert vault_props is not None
     assert vault_props["properties"]["enableRbacAuthorization"] is True
@@ -158,28 +121,28 @@ def test_first_run_creates_everything(azure_playbook: Runner, fake: FakeAzure) -
     assert assignments[0]["properties"]["principalId"] == addon["identity"]["objectId"]
     assert assignments[0]["properties"]["scope"].lower() == vault_props["id"].lower()
 
-    assert f"identity_client_id: {addon['identity']['clientId']}" in output
-    assert f"client_id: {app['appId']}" in output
+    assert f"identity_client_id: {addon['identity']['clientId']}" in run.output
+    assert f"client_id: {app['appId']}" in run.output
 
 
-def test_second_run_changes_nothing_and_sends_no_cluster_put(azure_playbook: Runner, fake: FakeAzure) -> None:
+def test_second_run_changes_nothing_and_sends_no_cluster_put(azure_playbook: Playbook, fake: FakeAzure) -> None:
     first = fingerprints(outputs[-1])
-    output, requests = play(azure_playbook, fake)
-    assert recap(output)["changed"] == 0
+    run, requests = play(azure_playbook, fake)
+    assert run.changed == 0
     assert cluster_puts(requests) == []
     assert writes(requests) == []
-    assert fingerprints(output) == first
+    assert fingerprints(run.output) == first
 
 
-def test_check_mode_after_converging_reports_nothing_to_do(azure_playbook: Runner, fake: FakeAzure) -> None:
-    output, requests = play(azure_playbook, fake, "--check")
-    assert recap(output)["changed"] == 0
+def test_check_mode_after_converging_reports_nothing_to_do(azure_playbook: Playbook, fake: FakeAzure) -> None:
+    run, requests = play(azure_playbook, fake, "--check")
+    assert run.changed == 0
     assert writes(requests) == []
 
 
-def test_third_run_makes_no_duplicates(azure_playbook: Runner, fake: FakeAzure) -> None:
-    output, requests = play(azure_playbook, fake)
-    assert recap(output)["changed"] == 0
+def test_third_run_makes_no_duplicates(azure_playbook: Playbook, fake: FakeAzure) -> None:
+    run, requests = play(azure_playbook, fake)
+    assert run.changed == 0
     assert len(fake.applications) == 1
     assert len(fake.service_principals) == 1
     assert len(role_assignments(fake)) == 1
@@ -187,41 +150,41 @@ def test_third_run_makes_no_duplicates(azure_playbook: Runner, fake: FakeAzure) 
     assert writes(requests) == []
 
 
-def test_cookie_rotation_changes_only_the_cookie_fingerprint(azure_playbook: Runner, fake: FakeAzure) -> None:
+def test_cookie_rotation_changes_only_the_cookie_fingerprint(azure_playbook: Playbook, fake: FakeAzure) -> None:
     before = fingerprints(outputs[-1])
-    output, _requests = play(azure_playbook, fake, "-vvv", "-e", "zerotrust_aks_rotate_cookie_secret=true")
-    after = fingerprints(output)
+    run, _requests = play(azure_playbook, fake, "-vvv", "-e", "zerotrust_aks_rotate_cookie_secret=true")
+    after = fingerprints(run.output)
     assert after["cookie_secret"] != before["cookie_secret"]
     assert after["client_secret"] == before["client_secret"]
     # The new value is kept afterwards.
-    output, _requests = play(azure_playbook, fake)
-    assert recap(output)["changed"] == 0
-    assert fingerprints(output) == after
+    run, _requests = play(azure_playbook, fake)
+    assert run.changed == 0
+    assert fingerprints(run.output) == after
 
 
-def test_client_secret_rotation_adds_a_secret_and_stores_it(azure_playbook: Runner, fake: FakeAzure) -> None:
+def test_client_secret_rotation_adds_a_secret_and_stores_it(azure_playbook: Playbook, fake: FakeAzure) -> None:
     before = fingerprints(outputs[-1])
-    output, requests = play(azure_playbook, fake, "-vvv", "-e", "zerotrust_aks_rotate_client_secret=true")
-    after = fingerprints(output)
+    run, requests = play(azure_playbook, fake, "-vvv", "-e", "zerotrust_aks_rotate_client_secret=true")
+    after = fingerprints(run.output)
     assert after["client_secret"] != before["client_secret"]
     assert after["cookie_secret"] == before["cookie_secret"]
     app = next(iter(fake.applications.values()))
     assert len(app["passwordCredentials"]) == 2
-    stored = fake.vaults["zt-aks-kv-test"].secrets["oauth2-proxy-client-secret"][-1]
+    stored = fake.vaults[KEYVAULT].secrets["oauth2-proxy-client-secret"][-1]
     assert stored["tags"]["zerotrust-aks-key-id"] == app["passwordCredentials"][-1]["keyId"]
     assert cluster_puts(requests) == []
 
 
-def test_soft_deleted_cookie_secret_is_recovered_not_replaced(azure_playbook: Runner, fake: FakeAzure) -> None:
+def test_soft_deleted_cookie_secret_is_recovered_not_replaced(azure_playbook: Playbook, fake: FakeAzure) -> None:
     before = fingerprints(outputs[-1])
-    vault = fake.vaults["zt-aks-kv-test"]
+    vault = fake.vaults[KEYVAULT]
     with fake.lock:
         vault.deleted["oauth2-proxy-cookie-secret"] = vault.secrets.pop("oauth2-proxy-cookie-secret")
-    output, requests = play(azure_playbook, fake)
-    assert recap(output)["failed"] == 0
+    run, requests = play(azure_playbook, fake)
+    assert run.failed == 0
     assert "POST /deletedsecrets/oauth2-proxy-cookie-secret/recover" in writes(requests)
     assert "PUT /secrets/oauth2-proxy-cookie-secret" not in writes(requests)
-    assert fingerprints(output) == before
+    assert fingerprints(run.output) == before
 
 
 def test_no_secret_value_in_any_output(fake: FakeAzure) -> None:

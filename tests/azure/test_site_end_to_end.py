@@ -14,31 +14,17 @@ import base64
 import hashlib
 import json
 import re
-import subprocess
 import time
 import typing as t
 
-from conftest import (
-    CLUSTER,
-    DEPLOYER_SECRET,
-    RESOURCE_GROUP,
-    SITE_HOST,
-    SITE_KEYVAULT,
-    SUBSCRIPTION,
-    TENANT,
-    SiteTestbed,
-)
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fake_azure import FakeAzure
-from test_azure_layer import cluster_puts, fingerprints, recap, vault_values, writes
+from fake_subscription import CLUSTER_ID, DEPLOYER_SECRET, SITE_HOST, SITE_KEYVAULT, TENANT
+from observations import cluster_puts, fingerprints, vault_values, writes
+from private_testbed import SiteTestbed
+from support.playbook import Playbook, PlaybookRun
 
-Runner = t.Callable[..., subprocess.CompletedProcess[str]]
-
-CLUSTER_ID = (
-    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
-    f"/providers/Microsoft.ContainerService/managedClusters/{CLUSTER}"
-)
 PART_OF = "app.kubernetes.io/part-of=zerotrust-aks"
 CHECKSUM = "zerotrust.aks/secrets-checksum"
 # Every kind the cluster layer applies (plus Secrets it makes): their resourceVersions show
@@ -53,13 +39,12 @@ WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 outputs: list[str] = []  # every run's output, scanned by the last test
 
 
-def play(site_playbook: Runner, fake: FakeAzure, *args: str) -> tuple[str, list[dict[str, t.Any]]]:
-    """Run site.yml at -vvv; return its output and the requests the fake received."""
+def play(site_playbook: Playbook, fake: FakeAzure, *args: str) -> tuple[PlaybookRun, list[dict[str, t.Any]]]:
+    """Run site.yml at -vvv; return the run and the requests the fake received."""
     start = len(fake.log)
-    result = site_playbook("-vvv", *args)
-    output = result.stdout + result.stderr
-    outputs.append(output)
-    return output, fake.log[start:]
+    run = site_playbook(*args, verbosity=3)
+    outputs.append(run.output)
+    return run, fake.log[start:]
 
 
 def kube(testbed: SiteTestbed, *args: str) -> t.Any:
@@ -119,7 +104,7 @@ def resource_versions(testbed: SiteTestbed) -> dict[str, str]:
 
 
 def audit_offset(testbed: SiteTestbed) -> int:
-    return testbed.audit_log.stat().st_size
+    return int(testbed.audit_log.stat().st_size)
 
 
 def real_writes_since(testbed: SiteTestbed, offset: int) -> list[str]:
@@ -171,10 +156,10 @@ def tls_private_key(testbed: SiteTestbed) -> tuple[list[str], list[str]]:
 
 
 def test_first_run_brings_the_azure_outputs_to_the_cluster(
-    site_playbook: Runner, fake: FakeAzure, site_testbed: SiteTestbed
+    site_playbook: Playbook, fake: FakeAzure, site_testbed: SiteTestbed
 ) -> None:
-    output, requests = play(site_playbook, fake)
-    assert recap(output)["failed"] == 0
+    run, requests = play(site_playbook, fake)
+    assert run.failed == 0
     assert len(cluster_puts(requests)) == 1  # the add-on was enabled
 
     cluster = fake.resource(CLUSTER_ID)
@@ -210,31 +195,33 @@ def test_first_run_brings_the_azure_outputs_to_the_cluster(
     assert f"--redirect-url=https://{SITE_HOST}/oauth2/callback" in args
 
     # The fingerprints the azure layer printed are what the pod template's checksum is made of.
-    found = fingerprints(output)
+    found = fingerprints(run.output)
     annotation = deployment["spec"]["template"]["metadata"]["annotations"][CHECKSUM]
     assert annotation == secrets_checksum(found)
     settled(site_testbed)
 
 
-def test_second_run_changes_nothing_anywhere(site_playbook: Runner, fake: FakeAzure, site_testbed: SiteTestbed) -> None:
+def test_second_run_changes_nothing_anywhere(
+    site_playbook: Playbook, fake: FakeAzure, site_testbed: SiteTestbed
+) -> None:
     assert outputs, "the first run did not happen"
     first = fingerprints(outputs[-1])
     before = resource_versions(site_testbed)
-    output, requests = play(site_playbook, fake)
-    assert recap(output)["changed"] == 0, output[-3000:]
-    assert recap(output)["failed"] == 0
+    run, requests = play(site_playbook, fake)
+    assert run.changed == 0, run.output[-3000:]
+    assert run.failed == 0
     assert cluster_puts(requests) == []
     assert writes(requests) == []
-    assert fingerprints(output) == first
+    assert fingerprints(run.output) == first
     assert resource_versions(site_testbed) == before
 
 
-def test_check_mode_changes_nothing(site_playbook: Runner, fake: FakeAzure, site_testbed: SiteTestbed) -> None:
+def test_check_mode_changes_nothing(site_playbook: Playbook, fake: FakeAzure, site_testbed: SiteTestbed) -> None:
     assert len(outputs) >= 2, "the runs before did not happen"
     before = resource_versions(site_testbed)
     offset = audit_offset(site_testbed)
-    output, requests = play(site_playbook, fake, "--check")
-    assert recap(output)["failed"] == 0
+    run, requests = play(site_playbook, fake, "--check")
+    assert run.failed == 0
     assert writes(requests) == []
     assert cluster_puts(requests) == []
     # The API server saw only reads and server-side dry runs from the playbook, and no object changed.
@@ -242,7 +229,9 @@ def test_check_mode_changes_nothing(site_playbook: Runner, fake: FakeAzure, site
     assert resource_versions(site_testbed) == before
 
 
-def test_cookie_rotation_rolls_oauth2_proxy(site_playbook: Runner, fake: FakeAzure, site_testbed: SiteTestbed) -> None:
+def test_cookie_rotation_rolls_oauth2_proxy(
+    site_playbook: Playbook, fake: FakeAzure, site_testbed: SiteTestbed
+) -> None:
     assert len(outputs) >= 3, "the runs before did not happen"
     before = fingerprints(outputs[-1])
     settled(site_testbed)
@@ -250,10 +239,10 @@ def test_cookie_rotation_rolls_oauth2_proxy(site_playbook: Runner, fake: FakeAzu
     old_replica_sets = replica_sets(site_testbed)
     assert len(old_replica_sets) == 1, list(old_replica_sets)
 
-    output, requests = play(site_playbook, fake, "-e", "zerotrust_aks_rotate_cookie_secret=true")
-    assert recap(output)["failed"] == 0
-    assert recap(output)["changed"] > 0
-    rotated = fingerprints(output)
+    run, requests = play(site_playbook, fake, "-e", "zerotrust_aks_rotate_cookie_secret=true")
+    assert run.failed == 0
+    assert run.changed > 0
+    rotated = fingerprints(run.output)
     assert rotated["cookie_secret"] != before["cookie_secret"]
     assert rotated["client_secret"] == before["client_secret"]
     assert cluster_puts(requests) == []
@@ -274,10 +263,10 @@ def test_cookie_rotation_rolls_oauth2_proxy(site_playbook: Runner, fake: FakeAzu
         assert replica_sets(site_testbed)[name]["spec"]["replicas"] == 0, name
 
     # The rotated value is kept: the next normal run changes nothing and rolls nothing.
-    output, requests = play(site_playbook, fake)
-    assert recap(output)["changed"] == 0, output[-3000:]
+    run, requests = play(site_playbook, fake)
+    assert run.changed == 0, run.output[-3000:]
     assert writes(requests) == []
-    assert fingerprints(output) == rotated
+    assert fingerprints(run.output) == rotated
     assert oauth2_proxy_deployment(site_testbed)["spec"]["template"]["metadata"]["annotations"][CHECKSUM] == annotation
     assert set(replica_sets(site_testbed)) == {*old_replica_sets, *new_replica_sets}
 

@@ -1,0 +1,35 @@
+"""What the azure tests read from the fake's request log, its state and a playbook's output."""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from fake_azure import FakeAzure
+from fake_subscription import CLUSTER_ID
+
+
+def fingerprints(output: str) -> dict[str, str]:
+    found = dict(re.findall(r"(client_secret|cookie_secret): (sha256:[0-9a-f]{12})", output))
+    assert set(found) == {"client_secret", "cookie_secret"}, output
+    return found
+
+
+def writes(requests: list[dict[str, t.Any]]) -> list[str]:
+    return [
+        f"{r['method']} {r['path']}"
+        for r in requests
+        if r["method"] != "GET" and not r["path"].endswith("/oauth2/v2.0/token")
+    ]
+
+
+def cluster_puts(requests: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    return [r for r in requests if r["method"] == "PUT" and r["path"].lower() == CLUSTER_ID.lower()]
+
+
+def role_assignments(fake: FakeAzure) -> list[dict[str, t.Any]]:
+    return [r for key, r in fake.resources.items() if "/roleassignments/" in key]
+
+
+def vault_values(fake: FakeAzure) -> list[str]:
+    return [v["value"] for vault in fake.vaults.values() for versions in vault.secrets.values() for v in versions]

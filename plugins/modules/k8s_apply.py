@@ -87,7 +87,9 @@ options:
     description:
       - Secret specs without values. Each entry has C(namespace), C(name), optional C(type),
         C(labels) and C(annotations), and either C(data) or C(generate).
-      - C(data) maps each data key to C({value_from; <key of secret_values>}).
+      - C(data) maps each data key to C({value_from: <key of secret_values>}) for a secret value, or to
+        C({value: <text>}) for a value that is not secret, such as an OIDC client id. A literal C(value) is
+        shown like any other argument.
       - "C(generate) makes a value and keeps it on later runs: C({type: cookie_secret, key: <data
         key>}) (optional C(rotate), C(value_from)), or C({type: tls_selfsigned, host: <DNS
         name>}) (optional C(group), C(valid_days), C(renew_before_days))."
@@ -298,7 +300,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
     "objects": {"type": "list", "elements": "dict", "default": []},
     # Explicitly not no_log: Ansible would mask every string in it (namespace names too) in all
-    # output. Specs hold no values; literal ones are masked in main().
+    # output. Specs hold no secret values (those are in secret_values).
     "secrets": {"type": "list", "elements": "dict", "default": [], "no_log": False},
     "secret_values": {"type": "dict", "default": {}, "no_log": True},
     "owner": {"type": "str", "required": True},
@@ -357,11 +359,9 @@ def main() -> None:
         for user in params["kubeconfig"].get("users") or []:
             credentials = user.get("user") if isinstance(user, dict) else None
             module.no_log_values.update(s for s in _leaf_strings(credentials) if len(s) > 3)
-    # A literal value in a spec (instead of value_from) is still a secret: mask it everywhere.
-    for spec in params["secrets"]:
-        for source in (spec.get("data") or {}).values() if isinstance(spec, dict) else ():
-            if isinstance(source, dict) and isinstance(source.get("value"), str) and source["value"]:
-                module.no_log_values.add(source["value"])
+    # A literal "value" in a spec is not secret by contract (an OIDC client id): masking it would
+    # turn every occurrence of, say, "zerotrust-aks" in the output into asterisks. Secrets travel
+    # in secret_values only.
     errors = input_errors(params)
     if errors:
         module.fail_json(msg="; ".join(errors))

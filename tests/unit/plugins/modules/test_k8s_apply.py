@@ -74,10 +74,14 @@ def test_secret_values_must_be_strings_and_are_not_echoed(capsys: pytest.Capture
     assert SECRET_VALUE not in json.dumps(result)
 
 
-def test_literal_values_in_secret_specs_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
-    spec = {"namespace": "n", "name": "s", "data": {"k": {"value": SECRET_VALUE}}}
-    result = run_module(capsys, secrets=[spec], owner="not valid!")
-    assert result["rc"] == 1 and SECRET_VALUE not in json.dumps(result)
+def test_values_from_secret_values_are_masked_and_literal_ones_are_not(capsys: pytest.CaptureFixture[str]) -> None:
+    """A literal value is a non-secret such as a client id; masking it would hide every occurrence
+    of that text (often the stack's own name) in the output."""
+    spec = {"namespace": "n", "name": "s", "data": {"k": {"value": "zerotrust-aks"}, "v": {"value_from": "x"}}}
+    result = run_module(capsys, secrets=[spec], secret_values={"x": SECRET_VALUE}, owner="not valid!")
+    assert result["rc"] == 1
+    assert SECRET_VALUE not in json.dumps(result)
+    assert "zerotrust-aks" in json.dumps(result["invocation"])
 
 
 def test_no_kubeconfig_names_the_file_and_what_to_set(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ namespaces, and no ingress controller, so it shares nothing with other tests on 
 from __future__ import annotations
 
 import secrets
+import typing as t
 
 import pytest
 from kubernetes import client
@@ -39,6 +40,17 @@ def stack_vars(testbed: LocalTestbed) -> dict[str, object]:
     }
 
 
+class Object(t.Protocol):
+    @property
+    def metadata(self) -> client.V1ObjectMeta | None: ...
+
+
+def meta(obj: Object) -> client.V1ObjectMeta:
+    """The metadata that every object read from the API server carries."""
+    assert obj.metadata is not None
+    return obj.metadata
+
+
 def namespace_exists(core: client.CoreV1Api, name: str) -> bool:
     try:
         namespace = core.read_namespace(name)
@@ -46,6 +58,7 @@ def namespace_exists(core: client.CoreV1Api, name: str) -> bool:
         if exc.status == 404:
             return False
         raise
+    assert namespace.status is not None
     return namespace.status.phase != "Terminating"
 
 
@@ -76,13 +89,13 @@ def test_teardown_deletes_only_what_the_collection_created(
 
         playbook("cluster", env, testbed)
         owned = {
-            name: (core.read_namespace(name).metadata.labels or {}).get(OWNER_LABEL)
+            name: (meta(core.read_namespace(name)).labels or {}).get(OWNER_LABEL)
             for name in (NS["oauth2_proxy"], NS["colors_web"], NS["colors_api"])
         }
         assert owned == {NS["oauth2_proxy"]: INSTANCE, NS["colors_web"]: INSTANCE, NS["colors_api"]: None}
         # Created by the collection in the user's namespace: owned.
         created = apps.read_namespaced_deployment("colors-api", NS["colors_api"])
-        assert (created.metadata.labels or {}).get(OWNER_LABEL) == INSTANCE
+        assert (meta(created).labels or {}).get(OWNER_LABEL) == INSTANCE
 
         check = playbook("teardown", env, testbed, check_mode=True)
         assert NS["oauth2_proxy"] in check.output and "colors-api" in check.output, check.describe()
@@ -94,7 +107,7 @@ def test_teardown_deletes_only_what_the_collection_created(
         assert not namespace_exists(core, NS["colors_web"])
         assert namespace_exists(core, NS["colors_api"]), "teardown deleted a namespace it did not create"
         assert core.read_namespaced_config_map("user-data", NS["colors_api"]).data == {"k": "v"}
-        assert core.read_namespaced_config_map("lookalike", "own-team").metadata.labels == labels
+        assert meta(core.read_namespaced_config_map("lookalike", "own-team")).labels == labels
         wait_until(
             "the colors-api Deployment the collection created to go",
             lambda: not apps.list_namespaced_deployment(NS["colors_api"]).items,
@@ -126,16 +139,19 @@ def test_a_second_converge_changes_nothing_and_keeps_resource_versions(
         run_playbook("playbooks/cluster.yml", env=env, extra_vars=variables)
         versions = {
             ns: sorted(
-                (item.metadata.name, item.metadata.resource_version)
+                (meta(item).name, meta(item).resource_version)
                 for item in core.list_namespaced_config_map(ns).items + core.list_namespaced_service(ns).items
             )
             for ns in (names["oauth2_proxy"], names["colors_web"], names["colors_api"])
         }
         again = run_playbook("playbooks/cluster.yml", env=env, extra_vars=variables)
         assert again.changed == 0, again.describe()
+        # verify follows the renamed namespaces too.
+        verify = run_playbook("playbooks/verify.yml", env=env, extra_vars=variables)
+        assert f"Deployment {names['colors_web']}/colors-web is Available" in verify.output, verify.describe()
         after = {
             ns: sorted(
-                (item.metadata.name, item.metadata.resource_version)
+                (meta(item).name, meta(item).resource_version)
                 for item in core.list_namespaced_config_map(ns).items + core.list_namespaced_service(ns).items
             )
             for ns in versions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,13 +24,13 @@ class Render:
     profile: str
     directory: Path
     result: subprocess.CompletedProcess[str]
-    objects: dict[str, dict] = field(default_factory=dict)
-    inventory_vars: dict = field(default_factory=dict)
+    objects: dict[str, dict[str, t.Any]] = field(default_factory=dict)
+    inventory_vars: dict[str, t.Any] = field(default_factory=dict)
 
-    def of_kind(self, kind: str) -> list[dict]:
+    def of_kind(self, kind: str) -> list[dict[str, t.Any]]:
         return [obj for obj in self.objects.values() if obj["kind"] == kind]
 
-    def get(self, kind: str, namespace: str | None, name: str) -> dict:
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, t.Any]:
         for obj in self.of_kind(kind):
             meta = obj["metadata"]
             if meta["name"] == name and meta.get("namespace") == namespace:
@@ -37,8 +38,15 @@ class Render:
         raise AssertionError(f"{kind} {namespace}/{name} was not rendered; files: {sorted(self.objects)}")
 
 
-def inventory_vars(profile: str) -> dict:
-    return yaml.safe_load((INVENTORIES / f"{profile}.yml").read_text())["all"]["vars"]
+class RenderProfile(t.Protocol):
+    """The render_profile fixture: render a profile, with extra ansible-playbook arguments."""
+
+    def __call__(self, profile: str, *extra: str, check: bool = True, directory: Path | None = None) -> Render: ...
+
+
+def inventory_vars(profile: str) -> dict[str, t.Any]:
+    variables: dict[str, t.Any] = yaml.safe_load((INVENTORIES / f"{profile}.yml").read_text())["all"]["vars"]
+    return variables
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +58,7 @@ def render_env(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def render_profile(render_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+def render_profile(render_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> RenderProfile:
     """Render a profile (with extra -e arguments) into a fresh folder; cached per arguments."""
     cache: dict[tuple[str, tuple[str, ...]], Render] = {}
 
@@ -88,6 +96,7 @@ def render_profile(render_env: dict[str, str], tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture(scope="session", params=PROFILES)
-def rendered(request: pytest.FixtureRequest, render_profile) -> Render:
+def rendered(request: pytest.FixtureRequest, render_profile: RenderProfile) -> Render:
     """Each profile rendered with its test inventory."""
-    return render_profile(request.param)
+    profile: str = request.param
+    return render_profile(profile)

@@ -6,13 +6,14 @@ import copy
 import json
 import re
 import subprocess
+import typing as t
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-from .conftest import HERE, PROFILES, REPO, Render
+from .conftest import HERE, PROFILES, REPO, Render, RenderProfile
 
 KUBERNETES_VERSION = "1.35.0"
 CRD_FILES = {
@@ -35,7 +36,7 @@ AUTH_ANNOTATIONS = {
 SECRET_INPUTS = ("zerotrust_aks_client_secret", "zerotrust_aks_cookie_secret", "zerotrust_aks_client_id")
 
 
-def pod_specs(render: Render) -> list[tuple[str, dict]]:
+def pod_specs(render: Render) -> list[tuple[str, dict[str, t.Any]]]:
     specs = []
     for file_name, obj in render.objects.items():
         if obj["kind"] in WORKLOAD_KINDS:
@@ -43,7 +44,7 @@ def pod_specs(render: Render) -> list[tuple[str, dict]]:
     return specs
 
 
-def containers(render: Render) -> list[tuple[str, dict, dict]]:
+def containers(render: Render) -> list[tuple[str, dict[str, t.Any], dict[str, t.Any]]]:
     """(file, pod spec, container) for every container and init container."""
     return [
         (file_name, spec, container)
@@ -52,7 +53,7 @@ def containers(render: Render) -> list[tuple[str, dict, dict]]:
     ]
 
 
-def ours(render: Render) -> dict[str, dict]:
+def ours(render: Render) -> dict[str, dict[str, t.Any]]:
     """Objects of this layer's own roles (ingress-nginx is checked by its own suite)."""
     return {
         name: obj
@@ -64,11 +65,11 @@ def ours(render: Render) -> dict[str, dict]:
 # --- 1. Schemas --------------------------------------------------------------------------------
 
 
-def strict(schema: dict) -> dict:
+def strict(schema: dict[str, t.Any]) -> dict[str, t.Any]:
     """The CRD schema with unknown properties rejected, as kubernetes-validate --strict does."""
     schema = copy.deepcopy(schema)
 
-    def walk(node: dict) -> None:
+    def walk(node: dict[str, t.Any]) -> None:
         if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node:
             node["additionalProperties"] = False
         for child in node.get("properties", {}).values():
@@ -82,7 +83,7 @@ def strict(schema: dict) -> dict:
     return schema
 
 
-def crd_schema(api_version: str, kind: str) -> dict:
+def crd_schema(api_version: str, kind: str) -> dict[str, t.Any]:
     crd = next(doc for doc in yaml.safe_load_all(CRD_FILES[(api_version, kind)].read_text()) if doc)
     version = api_version.split("/")[1]
     served = next(v for v in crd["spec"]["versions"] if v["name"] == version)
@@ -119,7 +120,7 @@ def test_custom_resources_validate_against_their_crd(rendered: Render) -> None:
 
 
 def test_crd_validation_rejects_a_misspelt_field() -> None:
-    bad = {
+    bad: dict[str, t.Any] = {
         "apiVersion": "secrets-store.csi.x-k8s.io/v1",
         "kind": "SecretProviderClass",
         "metadata": {"name": "x"},
@@ -339,7 +340,7 @@ def test_oauth2_proxy_flags(rendered: Render) -> None:
         assert args["--oidc-issuer-url"] == [rendered.inventory_vars["zerotrust_aks_oidc_issuer_url"]]
 
 
-def test_oauth2_proxy_trusted_proxies_and_pkce_are_inputs(render_profile) -> None:
+def test_oauth2_proxy_trusted_proxies_and_pkce_are_inputs(render_profile: RenderProfile) -> None:
     render = render_profile(
         "local",
         "-e",
@@ -370,7 +371,7 @@ def test_oauth2_proxy_secrets_come_only_from_secret_refs(rendered: Render) -> No
 
 
 @pytest.mark.parametrize("profile", ["aks"])
-def test_aks_syncs_the_three_secrets_through_the_csi_volume(render_profile, profile: str) -> None:
+def test_aks_syncs_the_three_secrets_through_the_csi_volume(render_profile: RenderProfile, profile: str) -> None:
     render = render_profile(profile)
     spc = render.get("SecretProviderClass", "oauth2-proxy", "oauth2-proxy")
     parameters = spc["spec"]["parameters"]
@@ -396,7 +397,7 @@ def test_aks_syncs_the_three_secrets_through_the_csi_volume(render_profile, prof
     assert mounts and mounts[0]["readOnly"] is True
 
 
-def test_workload_identity_federates_the_service_account(render_profile) -> None:
+def test_workload_identity_federates_the_service_account(render_profile: RenderProfile) -> None:
     render = render_profile("aks", "-e", "zerotrust_aks_identity_mode=workload")
     spc = render.get("SecretProviderClass", "oauth2-proxy", "oauth2-proxy")
     client_id = render.inventory_vars["zerotrust_aks_identity_client_id"]
@@ -409,7 +410,7 @@ def test_workload_identity_federates_the_service_account(render_profile) -> None
     assert labels["azure.workload.identity/use"] == "true"
 
 
-def test_a_changed_secret_rolls_oauth2_proxy_and_nothing_else(render_profile) -> None:
+def test_a_changed_secret_rolls_oauth2_proxy_and_nothing_else(render_profile: RenderProfile) -> None:
     before = render_profile("aks")
     after = render_profile(
         "aks", "-e", '{"zerotrust_aks_secret_fingerprints": {"cookie_secret": "sha256:000000000000"}}'
@@ -419,7 +420,7 @@ def test_a_changed_secret_rolls_oauth2_proxy_and_nothing_else(render_profile) ->
     assert changed == [n for n in before.objects if n.endswith("-oauth2-proxy-deployment-oauth2-proxy.yaml")]
 
 
-def test_rendering_again_replaces_the_folder_with_the_same_files(render_profile, tmp_path: Path) -> None:
+def test_rendering_again_replaces_the_folder_with_the_same_files(render_profile: RenderProfile, tmp_path: Path) -> None:
     reference = render_profile("local")
     folder = tmp_path / "gitops"
     render_profile("aks", directory=folder)
@@ -487,7 +488,9 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize(("profile", "values", "variable"), BAD_VALUES, ids=[case[2] for case in BAD_VALUES])
-def test_bad_values_fail_before_anything_is_rendered(render_profile, profile: str, values: dict, variable: str) -> None:
+def test_bad_values_fail_before_anything_is_rendered(
+    render_profile: RenderProfile, profile: str, values: dict[str, t.Any], variable: str
+) -> None:
 
     render = render_profile(profile, "-e", json.dumps(values), check=False)
     output = render.result.stdout + render.result.stderr
@@ -500,7 +503,7 @@ def test_bad_values_fail_before_anything_is_rendered(render_profile, profile: st
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_render_needs_no_kubeconfig(render_profile, profile: str) -> None:
+def test_render_needs_no_kubeconfig(render_profile: RenderProfile, profile: str) -> None:
     render = render_profile(profile)
     assert "kubeconfig" not in (render.result.stdout + render.result.stderr).lower()
 
@@ -610,7 +613,7 @@ CLUSTER_SCOPED = ("Namespace", "ClusterRole", "ClusterRoleBinding", "IngressClas
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_renaming_every_namespace_keeps_every_reference(render_profile, profile: str) -> None:
+def test_renaming_every_namespace_keeps_every_reference(render_profile: RenderProfile, profile: str) -> None:
     render = render_profile(profile, "-e", json.dumps(RENAMED))
     ns = {"ingress": "edge", "oauth2_proxy": "auth", "colors_web": "web", "colors_api": "api"}
     assert_wired(render, ns, "edge-nginx", "site-tls")
@@ -619,7 +622,7 @@ def test_renaming_every_namespace_keeps_every_reference(render_profile, profile:
         assert old not in text, f"{old!r} is still referenced after the rename"
 
 
-def test_a_component_level_rename_is_followed_everywhere(render_profile) -> None:
+def test_a_component_level_rename_is_followed_everywhere(render_profile: RenderProfile) -> None:
     """A user who sets a component's own input (inventory beats role defaults) renames it for all."""
     render = render_profile(
         "aks",
@@ -692,7 +695,9 @@ STACK_ERRORS = [
 
 
 @pytest.mark.parametrize(("values", "named"), STACK_ERRORS, ids=[",".join(case[0]) for case in STACK_ERRORS])
-def test_inconsistent_or_unsafe_stack_inputs_fail_first(render_profile, values: dict, named: list[str]) -> None:
+def test_inconsistent_or_unsafe_stack_inputs_fail_first(
+    render_profile: RenderProfile, values: dict[str, t.Any], named: list[str]
+) -> None:
     render = render_profile("local", "-e", json.dumps(values), check=False)
     output = render.result.stdout + render.result.stderr
     assert render.result.returncode != 0, output

@@ -51,7 +51,9 @@ USER_FILES = {
 }
 
 
-def run(playbook_runner: Runner, playbook: Path, folder: Path, result_file: Path, *args: str) -> tuple[str, dict]:
+def run(
+    playbook_runner: Runner, playbook: Path, folder: Path, result_file: Path, *args: str
+) -> tuple[str, dict[str, t.Any]]:
     completed = playbook_runner(playbook, "-e", f"render_dir={folder}", "-e", f"result_file={result_file}", *args)
     output = completed.stdout + completed.stderr
     return output, json.loads(result_file.read_text())

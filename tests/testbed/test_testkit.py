@@ -92,6 +92,7 @@ def test_stop_ends_the_whole_session_and_nothing_else(tmp_path: Path) -> None:
         # A shell with a child of its own, the way nginx has workers.
         process = ManagedProcess("tree", ["sh", "-c", "sleep 300 & wait"], tmp_path, lifetime=120)
         members = process.wait_until(lambda: len(session_members(process.pid)) == 3 and session_members(process.pid))
+        assert members is not False  # wait_until returns a truthy result
         process.stop(grace_s=5)
         assert not any(alive(p) for p in members)
         assert outsider.poll() is None

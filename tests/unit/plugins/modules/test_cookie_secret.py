@@ -22,7 +22,8 @@ VALID_COMBINATIONS = [(16, "base64url"), (24, "base64url"), (32, "base64url"), (
 
 
 def run_module(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t.Any]:
-    return utils.run_module(cookie_secret.main, capsys, **args)
+    result: dict[str, t.Any] = utils.run_module(cookie_secret.main, capsys, **args)
+    return result
 
 
 def fields_without_secret(result: dict[str, t.Any]) -> str:

@@ -15,9 +15,13 @@ from ansible_collections.zerotrust.aks.plugins.modules import manifest_files
 from ansible_collections.zerotrust.aks.tests.unit.plugins.modules import utils
 
 INDEX = ".zerotrust-aks-render.index"
-NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}
-ACCOUNT = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "demo", "namespace": "demo"}}
-SERVICE = {
+NAMESPACE: dict[str, t.Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}
+ACCOUNT: dict[str, t.Any] = {
+    "apiVersion": "v1",
+    "kind": "ServiceAccount",
+    "metadata": {"name": "demo", "namespace": "demo"},
+}
+SERVICE: dict[str, t.Any] = {
     "apiVersion": "v1",
     "kind": "Service",
     "metadata": {"name": "api", "namespace": "demo"},
@@ -33,10 +37,13 @@ def run_module(capsys: pytest.CaptureFixture[str], **args: t.Any) -> dict[str, t
     # ansible-core keeps warnings in module globals, so each run would report the earlier ones.
     warnings._global_warnings.clear()
     warnings._global_deprecations.clear()
-    return utils.run_module(manifest_files.main, capsys, **args)
+    result: dict[str, t.Any] = utils.run_module(manifest_files.main, capsys, **args)
+    return result
 
 
-def render(capsys: pytest.CaptureFixture[str], folder: Path, *objects: dict[str, t.Any], **args: t.Any) -> dict:
+def render(
+    capsys: pytest.CaptureFixture[str], folder: Path, *objects: dict[str, t.Any], **args: t.Any
+) -> dict[str, t.Any]:
     result = run_module(capsys, path=str(folder), objects=list(objects), **args)
     assert result["rc"] == 0, result
     return result
@@ -312,7 +319,7 @@ SECRET = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "names
     ids=["secret", "list", "duplicate", "no-name"],
 )
 def test_refuses_bad_objects_before_writing(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, objects: list, message: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, objects: list[dict[str, t.Any]], message: str
 ) -> None:
     result = run_module(capsys, path=str(tmp_path / "out"), objects=objects)
     assert result["rc"] == 1 and result["failed"] is True
@@ -380,7 +387,9 @@ def test_deprecated_files_option_still_renders(capsys: pytest.CaptureFixture[str
     ],
     ids=["secret", "directory", "extension", "reserved", "unique", "both", "neither"],
 )
-def test_refuses_bad_files(capsys: pytest.CaptureFixture[str], tmp_path: Path, args: dict, message: str) -> None:
+def test_refuses_bad_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: dict[str, t.Any], message: str
+) -> None:
     result = run_module(capsys, path=str(tmp_path / "out"), **args)
     assert result["rc"] == 1 and result["failed"] is True and message in result["msg"]
     assert not (tmp_path / "out").exists()

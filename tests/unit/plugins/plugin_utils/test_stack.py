@@ -38,7 +38,8 @@ def model(user: dict[str, t.Any] | None = None, **inputs: t.Any) -> dict[str, t.
     """The model as the stack role computes it: inventory values beat the role's defaults."""
     user = user or {}
     merged = {**DEFAULTS, **{k: v for k, v in user.items() if k in DEFAULTS}, **inputs}
-    return _stack.compute(merged, {**user, **inputs})
+    stack: dict[str, t.Any] = _stack.compute(merged, {**user, **inputs})
+    return stack
 
 
 def test_the_defaults_make_a_consistent_stack() -> None:

@@ -87,9 +87,9 @@ options:
     description:
       - Secret specs without values. Each entry has C(namespace), C(name), optional C(type),
         C(labels) and C(annotations), and either C(data) or C(generate).
-      - C(data) maps each data key to C({value_from: <key of secret_values>}) for a secret value, or to
+      - "C(data) maps each data key to C({value_from: <key of secret_values>}) for a secret value, or to
         C({value: <text>}) for a value that is not secret, such as an OIDC client id. A literal C(value) is
-        shown like any other argument.
+        shown like any other argument."
       - "C(generate) makes a value and keeps it on later runs: C({type: cookie_secret, key: <data
         key>}) (optional C(rotate), C(value_from)), or C({type: tls_selfsigned, host: <DNS
         name>}) (optional C(group), C(valid_days), C(renew_before_days))."

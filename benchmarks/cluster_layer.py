@@ -1,12 +1,20 @@
-"""Benchmark the cluster layer against `kubectl apply` of the same manifests, in one run.
+"""Benchmark the cluster layer against two baselines applying the same objects, in one run.
 
-On a private testbed (its own state dir, brought up and down here):
-  1. ansible-playbook playbooks/cluster.yml, first converge, then a no-op re-run;
-  2. a fresh testbed; `kubectl apply --server-side -f <rendered manifests>` plus
-     `kubectl wait` for the Deployments (what the playbook also waits for), first and no-op.
-API requests are counted from the testbed's audit log (requests by the admin user, i.e. the
-client under test; controllers and kwok are other users). Results are printed as a table and
-written as JSON to --output.
+Each contender gets a fresh private testbed (its own state dir, brought up and down here) for
+its first converge, then a no-op re-run on the same testbed:
+  1. the collection: ansible-playbook playbooks/cluster.yml (local profile on the testbed);
+  2. kubectl: `kubectl apply --server-side -f <rendered manifests>` plus `kubectl wait` for the
+     Deployments (what the playbook also waits for);
+  3. the hand-written playbook users would otherwise write: one kubernetes.core.k8s task per
+     rendered object (server-side apply, `wait` on Deployments, the Ingresses last).
+The manifests come from the collection's own render mode with the same variables. kubectl and
+the hand-written playbook apply no Secrets (render mode writes none); the collection also builds
+and applies its Secrets, which count as objects in its requests-per-object figure.
+
+Measured: wall time, API requests (from the testbed's audit log: requests by the admin user,
+i.e. the client under test; controllers and kwok are other users), and the peak resident memory
+of the client's whole process tree (sampled from /proc every 20 ms). Results are printed as a
+Markdown table and written as JSON to --output.
 
 Usage: .venv/bin/python benchmarks/cluster_layer.py [--output FILE]
 """
@@ -20,16 +28,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
 ADMIN_USER = "zerotrust-aks-admin"
 # The local profile applied to a testbed, as scripts/demo and the Molecule testbed scenario do.
 INVENTORY = ["-i", "inventories/local", "-i", "inventories/testbed"]
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def run(command: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -39,10 +51,52 @@ def run(command: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Co
     return result
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+def tree_rss_kb(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants, in KiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            statm = (entry / "statm").read_text().split()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+        rss[int(entry.name)] = int(statm[1]) * PAGE_KB
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, int, subprocess.CompletedProcess[str]]:
+    """Run ``command``; return its wall time, the peak RSS of its process tree, and its result."""
     start = time.monotonic()
-    result = run(command, env)
-    return time.monotonic() - start, result
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss_kb(process.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate(timeout=900)
+    seconds = time.monotonic() - start
+    done.set()
+    sampler.join()
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    if result.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{stdout[-4000:]}\n{stderr[-4000:]}")
+    return seconds, peak, result
 
 
 def audit_events(path: Path, since_line: int) -> list[dict[str, Any]]:
@@ -56,16 +110,60 @@ def line_count(path: Path) -> int:
 
 def measure(label: str, command: list[str], env: dict[str, str], audit: Path) -> dict[str, Any]:
     before = line_count(audit)
-    seconds, result = timed(command, env)
+    seconds, peak_kb, result = timed(command, env)
     time.sleep(1.5)  # the audit backend writes asynchronously
     events = audit_events(audit, before)
     verbs = Counter(event["verb"] for event in events)
-    print(f"  {label}: {seconds:6.2f} s, {len(events)} API requests {dict(verbs)}", flush=True)
-    return {"seconds": round(seconds, 2), "requests": len(events), "verbs": dict(verbs), "stdout": result.stdout}
+    secrets = {
+        (event["objectRef"].get("namespace"), event["objectRef"].get("name"))
+        for event in events
+        if event["verb"] == "patch" and event.get("objectRef", {}).get("resource") == "secrets"
+    }
+    print(f"  {label}: {seconds:6.2f} s, {len(events)} API requests {dict(verbs)}, peak RSS {peak_kb // 1024} MiB")
+    return {
+        "seconds": round(seconds, 2),
+        "requests": len(events),
+        "verbs": dict(verbs),
+        "peak_rss_mib": round(peak_kb / 1024, 1),
+        "secrets_applied": len(secrets),
+        "stdout": result.stdout,
+    }
 
 
 def testbed(env: dict[str, str], *args: str) -> None:
     run([str(REPO / "testbed" / "testbed"), *args], env)
+
+
+def naive_playbook(files: list[Path], path: Path) -> None:
+    """What users write without the collection: one kubernetes.core.k8s task per object,
+    Deployments waited for, Ingresses (and the webhook registration) after them."""
+    late = ("Ingress", "ValidatingWebhookConfiguration")
+    kinds = {file: yaml.safe_load(file.read_text())["kind"] for file in files}
+    tasks = []
+    for file in [f for f in files if kinds[f] not in late] + [f for f in files if kinds[f] in late]:
+        task: dict[str, Any] = {
+            "state": "present",
+            "src": str(file),
+            "apply": True,
+            "server_side_apply": {"field_manager": "naive", "force_conflicts": True},
+        }
+        if kinds[file] == "Deployment":
+            task.update(wait=True, wait_timeout=300)
+        tasks.append({"name": f"Apply {file.name}", "kubernetes.core.k8s": task})
+    play = [
+        {
+            "name": "Apply the stack one object at a time",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "tasks": tasks,
+        }
+    ]
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.1f}x"
 
 
 def main() -> int:
@@ -83,25 +181,23 @@ def main() -> int:
         KUBECONFIG=str(state / "kubeconfig"),
         K8S_AUTH_KUBECONFIG=str(state / "kubeconfig"),
         ANSIBLE_NOCOLOR="1",
-        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
-        PROFILE_TASKS_TASK_OUTPUT_LIMIT="8",
     )
     kubectl = run([str(REPO / "testbed" / "build"), "--print-path", "kubectl"], env).stdout.strip()
     playbook = ["ansible-playbook", "playbooks/cluster.yml", *INVENTORY]
     results: dict[str, Any] = {}
+    audit = state / "audit.log"
     try:
         # inventories/testbed keeps the client secret in the testbed's state folder: up first.
         testbed(env, "up", "--lifetime", "30m")
-        # The manifests kubectl gets: the playbook's own render mode, same variables.
+        # The manifests the baselines get: the playbook's own render mode, same variables.
         run([*playbook, "-e", f"zerotrust_aks_render_dir={render_dir}"], env)
         files = sorted(render_dir.glob("*.yaml"))
         objects = len(files)
-        print(f"{objects} rendered objects (+ Secrets the playbook applies and render mode omits)")
+        print(f"{objects} rendered objects (the collection also applies its Secrets)", flush=True)
 
-        audit = state / "audit.log"
         print("ansible-playbook playbooks/cluster.yml")
-        results["ansible_first"] = measure("first converge", playbook, env, audit)
-        results["ansible_noop"] = measure("no-op re-run  ", playbook, env, audit)
+        results["collection_first"] = measure("first converge", playbook, env, audit)
+        results["collection_noop"] = measure("no-op re-run  ", playbook, env, audit)
         testbed(env, "down")
 
         testbed(env, "up", "--lifetime", "30m")
@@ -111,22 +207,50 @@ def main() -> int:
         print("kubectl apply --server-side -f <render dir> && kubectl wait")
         results["kubectl_first"] = measure("first apply   ", script, env, audit)
         results["kubectl_noop"] = measure("no-op re-apply", script, env, audit)
+        testbed(env, "down")
+
+        testbed(env, "up", "--lifetime", "30m")
+        naive = work / "naive.yml"
+        naive_playbook(files, naive)
+        print("hand-written playbook: one kubernetes.core.k8s task per object")
+        command = ["ansible-playbook", str(naive), "-i", "inventories/testbed"]
+        results["naive_first"] = measure("first converge", command, env, audit)
+        results["naive_noop"] = measure("no-op re-run  ", command, env, audit)
     finally:
         subprocess.run([str(REPO / "testbed" / "testbed"), "down"], env=env, cwd=REPO, capture_output=True, check=False)
         shutil.rmtree(work, ignore_errors=True)
 
-    summary = {
-        "objects": objects,
-        "noop_ratio": round(results["ansible_noop"]["seconds"] / results["kubectl_noop"]["seconds"], 2),
-        "first_ratio": round(results["ansible_first"]["seconds"] / results["kubectl_first"]["seconds"], 2),
-        "ansible_noop_requests_per_object": round(results["ansible_noop"]["requests"] / objects, 2),
-        "ansible_first_requests_per_object": round(results["ansible_first"]["requests"] / objects, 2),
-        "kubectl_noop_requests_per_object": round(results["kubectl_noop"]["requests"] / objects, 2),
+    rows = {
+        "collection": "`ansible-playbook playbooks/cluster.yml`",
+        "naive": "one `kubernetes.core.k8s` task per object",
+        "kubectl": "`kubectl apply --server-side` + `kubectl wait`",
     }
-    print(json.dumps(summary, indent=2))
-    print("Slowest tasks of the no-op re-run (profile_tasks):")
-    tail = results["ansible_noop"]["stdout"].splitlines()
-    print("\n".join(line for line in tail[-12:] if line.strip()))
+    kubectl_first, kubectl_noop = results["kubectl_first"]["seconds"], results["kubectl_noop"]["seconds"]
+    print()
+    print(f"{objects} objects; ratios against kubectl in the same run")
+    print(
+        "| | first | no-op | first / kubectl | no-op / kubectl "
+        "| requests per object (first / no-op) | peak RSS (first) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    summary: dict[str, Any] = {"objects": objects}
+    for key, label in rows.items():
+        first, noop = results[f"{key}_first"], results[f"{key}_noop"]
+        # The collection also applies its Secrets: they count as objects for it.
+        applied = objects + first["secrets_applied"]
+        print(
+            f"| {label} | {first['seconds']:.2f} s | {noop['seconds']:.2f} s "
+            f"| {ratio(first['seconds'], kubectl_first)} | {ratio(noop['seconds'], kubectl_noop)} "
+            f"| {first['requests'] / applied:.2f} / {noop['requests'] / applied:.2f} "
+            f"| {first['peak_rss_mib']:.0f} MiB |"
+        )
+        summary[key] = {
+            "first_ratio": round(first["seconds"] / kubectl_first, 2),
+            "noop_ratio": round(noop["seconds"] / kubectl_noop, 2),
+            "objects_applied": applied,
+            "first_requests_per_object": round(first["requests"] / applied, 2),
+            "noop_requests_per_object": round(noop["requests"] / applied, 2),
+        }
     for value in results.values():
         value.pop("stdout", None)
     options.output.parent.mkdir(parents=True, exist_ok=True)

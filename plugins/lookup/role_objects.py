@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: role_objects
 author:
-  - zerotrust.aks contributors
+  - zerotrust.aks developers (@zerotrust)
 version_added: 0.2.0
 short_description: Render a role's Kubernetes object templates into a list of objects
 description:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
+from support.playbook import PlaybookRun, run_playbook, without_cluster_access
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -23,7 +23,7 @@ class Render:
 
     profile: str
     directory: Path
-    result: subprocess.CompletedProcess[str]
+    result: PlaybookRun
     objects: dict[str, dict[str, t.Any]] = field(default_factory=dict)
     inventory_vars: dict[str, t.Any] = field(default_factory=dict)
 
@@ -52,9 +52,7 @@ def inventory_vars(profile: str) -> dict[str, t.Any]:
 @pytest.fixture(scope="session")
 def render_env(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """ansible_env without any way to reach a cluster."""
-    env = {k: v for k, v in ansible_env.items() if not k.startswith("K8S_AUTH_")}
-    env["KUBECONFIG"] = str(tmp_path_factory.mktemp("no-kube") / "does-not-exist")
-    return env
+    return without_cluster_access(ansible_env, tmp_path_factory.mktemp("no-kube") / "does-not-exist")
 
 
 @pytest.fixture(scope="session")
@@ -68,20 +66,15 @@ def render_profile(render_env: dict[str, str], tmp_path_factory: pytest.TempPath
             return cache[key]
         cacheable = directory is None
         directory = directory or tmp_path_factory.mktemp(f"render-{profile}") / "out"
-        command = [
-            str(REPO / ".venv" / "bin" / "ansible-playbook"),
-            str(CLUSTER_PLAYBOOK),
-            "-i",
-            str(INVENTORIES / f"{profile}.yml"),
-            "-e",
-            f"zerotrust_aks_render_dir={directory}",
+        result = run_playbook(
+            CLUSTER_PLAYBOOK,
             *extra,
-        ]
-        result = subprocess.run(
-            command, env=render_env, cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+            env=render_env,
+            inventory=[INVENTORIES / f"{profile}.yml"],
+            extra_vars={"zerotrust_aks_render_dir": str(directory)},
+            must_succeed=check,
+            timeout=600,
         )
-        if check and result.returncode != 0:
-            raise AssertionError(f"render of {profile} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         rendered = Render(profile, directory, result, inventory_vars=inventory_vars(profile))
         if directory.is_dir():
             for path in sorted(directory.glob("*.yaml")):

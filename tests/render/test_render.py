@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from support.playbook import run_playbook
 
 from .conftest import HERE, PROFILES, REPO, Render, RenderProfile
 
@@ -536,16 +537,7 @@ def test_a_role_run_twice_lists_its_objects_once(render_env: dict[str, str], tmp
     playbook = tmp_path / "twice.yml"
     playbook.write_text(ROLE_TWICE_PLAYBOOK)
     folder = tmp_path / "out"
-    result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook), "-e", f"render_dir={folder}"],
-        env=render_env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_playbook(playbook, env=render_env, extra_vars={"render_dir": str(folder)}, timeout=600)
     kinds = sorted(yaml.safe_load(path.read_text())["kind"] for path in folder.glob("*.yaml"))
     assert kinds == ["Deployment", "Namespace", "NetworkPolicy", "Service", "ServiceAccount"]
 
@@ -661,16 +653,8 @@ PLAY_VARS_PLAYBOOK = """
 def test_a_component_input_the_model_cannot_see_is_refused(render_env: dict[str, str], tmp_path: Path) -> None:
     playbook = tmp_path / "play-vars.yml"
     playbook.write_text(PLAY_VARS_PLAYBOOK)
-    result = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook)],
-        env=render_env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    output = result.stdout + result.stderr
+    result = run_playbook(playbook, env=render_env, must_succeed=False, timeout=600)
+    output = result.output
     assert result.returncode != 0, output
     assert 'oauth2_proxy_namespace is "auth" but the stack model has "oauth2-proxy"' in output, output
     assert "zerotrust_aks_oauth2_proxy_namespace" in output

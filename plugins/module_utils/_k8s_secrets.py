@@ -27,11 +27,10 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import re
 import typing as t
 
 from ansible_collections.zerotrust.aks.plugins.module_utils import _cookie_secret as cookie
-from ansible_collections.zerotrust.aks.plugins.module_utils._entra import is_dns_name
+from ansible_collections.zerotrust.aks.plugins.module_utils import _validation
 
 if t.TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
@@ -51,11 +50,6 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 # datetime.UTC needs Python 3.11; modules may run on older targets.
 UTC = dt.timezone.utc  # noqa: UP017
 
-# Kubernetes name rules: a Secret name is a DNS-1123 subdomain, a namespace a DNS-1123 label,
-# a data key IsConfigMapKey (apimachinery/pkg/util/validation).
-_SUBDOMAIN = re.compile(r"\A(?=.{1,253}\Z)[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
-_LABEL = re.compile(r"\A[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
-_DATA_KEY = re.compile(r"\A[-._a-zA-Z0-9]{1,253}\Z")
 
 _ENTRY_FIELDS = frozenset({"namespace", "name", "type", "labels", "annotations", "data", "generate"})
 _GENERATE_FIELDS = {
@@ -129,7 +123,7 @@ def _unknown(where: str, prefix: str, given: t.Iterable[t.Any], allowed: frozens
 
 
 def _data_key(where: str, field: str, key: t.Any) -> str:
-    if not isinstance(key, str) or not _DATA_KEY.match(key) or key in (".", "..") or key.startswith(".."):
+    if not isinstance(key, str) or not _validation.is_data_key(key):
         _fail(where, f"{field} must be a Secret data key (letters, digits, '-', '_', '.'), got {key!r}")
     return key
 
@@ -177,7 +171,7 @@ def _parse_generate(where: str, raw: t.Any, secret_type: str | None, ref: tuple[
     if secret_type not in (None, TLS_TYPE):
         _fail(where, f"type must be {TLS_TYPE} for generate.type tls_selfsigned, got {secret_type!r}")
     host = raw.get("host")
-    if not isinstance(host, str) or not is_dns_name(host):
+    if not isinstance(host, str) or not _validation.is_dns_name(host):
         _fail(where, f"generate.host must be a DNS name such as colors.example.com, got {host!r}")
     group = raw.get("group")
     if group is not None and (not isinstance(group, str) or not group):
@@ -195,9 +189,9 @@ def _parse_entry(index: int, raw: t.Any) -> _Spec:
     if not isinstance(raw, t.Mapping):
         _fail(where, "each entry must be a mapping")
     namespace, name = raw.get("namespace"), raw.get("name")
-    if not isinstance(namespace, str) or not _LABEL.match(namespace):
+    if not isinstance(namespace, str) or not _validation.is_k8s_name(namespace):
         _fail(where, f"namespace must be a Kubernetes namespace name, got {namespace!r}")
-    if not isinstance(name, str) or not _SUBDOMAIN.match(name):
+    if not isinstance(name, str) or not _validation.is_k8s_subdomain(name):
         _fail(where, f"name must be a Kubernetes object name, got {name!r}")
     where = f"{where} ({namespace}/{name})"
     _unknown(where, "", raw, _ENTRY_FIELDS)

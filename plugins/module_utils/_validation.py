@@ -18,6 +18,11 @@ _K8S_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _K8S_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # A public DNS name with at least two labels, lower case (the site host).
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$")
+# A label value: at most 63 characters, alphanumeric at both ends, '-', '_', '.' inside
+# (apimachinery IsValidLabelValue; empty is valid there but never meant here).
+_LABEL_VALUE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# A Secret or ConfigMap data key (apimachinery IsConfigMapKey); "." and ".." prefixes refused.
+_DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 # Go time.ParseDuration, without signs or fractions: what oauth2-proxy's duration flags take.
 _GO_DURATION = re.compile(r"^([0-9]+(ns|us|µs|ms|s|m|h))+$")
@@ -48,6 +53,14 @@ def is_k8s_name(value: t.Any) -> bool:
 
 def is_k8s_subdomain(value: t.Any) -> bool:
     return _matches(_K8S_SUBDOMAIN, value)
+
+
+def is_label_value(value: t.Any) -> bool:
+    return _matches(_LABEL_VALUE, value)
+
+
+def is_data_key(value: t.Any) -> bool:
+    return _matches(_DATA_KEY, value) and value not in (".", "..") and not value.startswith("..")
 
 
 def is_dns_name(value: t.Any) -> bool:
@@ -130,6 +143,8 @@ def is_valid_cookie_secret(value: t.Any) -> bool:
 FORMATS: dict[str, t.Callable[[t.Any], bool]] = {
     "k8s_name": is_k8s_name,
     "k8s_subdomain": is_k8s_subdomain,
+    "label_value": is_label_value,
+    "data_key": is_data_key,
     "dns_name": is_dns_name,
     "guid": is_guid,
     "go_duration": is_go_duration,

@@ -278,11 +278,11 @@ seconds:
 """
 
 import os
-import re
 import time
 import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.zerotrust.aks.plugins.module_utils import _validation
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_apply import Engine, EngineError, Options
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_client import Client
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_connection import (
@@ -292,9 +292,6 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_connection impo
 )
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_secrets import MissingLibraryError
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_teardown import absent
-
-# Kubernetes label value syntax (apimachinery IsValidLabelValue), non-empty.
-LABEL_VALUE = re.compile(r"\A(?=.{1,63}\Z)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?\Z")
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
@@ -319,7 +316,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
 def input_errors(params: t.Mapping[str, t.Any]) -> list[str]:
     """What the argument spec cannot say; messages name the option, never a secret value."""
     errors = []
-    if not LABEL_VALUE.match(params["owner"] or ""):
+    if not _validation.is_label_value(params["owner"]):
         errors.append(
             f"owner must be a Kubernetes label value (1-63 letters, digits, '-', '_', '.', starting and "
             f"ending with a letter or digit), got {params['owner']!r}"

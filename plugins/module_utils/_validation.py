@@ -36,6 +36,9 @@ _KEYVAULT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]$")
 _KEYVAULT_SECRET_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 # RFC 6265 cookie-name token characters oauth2-proxy accepts in --cookie-name.
 _COOKIE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+# Azure resource group names: 1-90 letters (Unicode), digits, '_', '(', ')', '-', '.'
+# (learn.microsoft.com, "Naming rules and restrictions for Azure resources").
+_RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
 _HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 # Namespaces the collection must never take over: Kubernetes' own (kube-system, kube-public,
 # kube-node-lease) and "default", where enforcing Pod Security "restricted" and a teardown
@@ -95,6 +98,10 @@ def is_cookie_name(value: t.Any) -> bool:
     return _matches(_COOKIE_NAME, value)
 
 
+def is_resource_group(value: t.Any) -> bool:
+    return _matches(_RESOURCE_GROUP, value)
+
+
 def is_http_url(value: t.Any) -> bool:
     return _matches(_HTTP_URL, value)
 
@@ -152,6 +159,7 @@ FORMATS: dict[str, t.Callable[[t.Any], bool]] = {
     "image_digest": is_image_digest,
     "keyvault_name": is_keyvault_name,
     "keyvault_secret_name": is_keyvault_secret_name,
+    "resource_group": is_resource_group,
     "http_url": is_http_url,
     "system_namespace": is_system_namespace,
     "positive_int": is_positive_int,

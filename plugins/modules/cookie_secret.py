@@ -19,8 +19,11 @@ description:
     (padded or not) is 16, 24 or 32 bytes long, or else when its raw length is 16, 24 or 32 bytes.
   - Note that 32 hexadecimal characters (what C(openssl rand -hex 16) prints) are also valid
     base64url, which decodes to 24 bytes, so oauth2-proxy uses them as a 24-byte AES key.
-  - "Returns the secret in RV(secret) and, for logs, only non-secret metadata. Run the task with
-    C(no_log: true): the module cannot hide its own return value from the callback."
+  - Returns the secret in RV(secret) and, for comparisons, only non-secret metadata.
+  - The action plugin in front of the module marks every successful result as C(no_log), so the
+    result (with the secret) is hidden from the display at any verbosity, from diffs and from
+    callbacks such as AWX job events, even on a task without C(no_log). C(register) still holds
+    the value. A failed result stays visible, and its message gives the cause, never the value.
 author:
   - zerotrust.aks developers (@zerotrust)
 attributes:
@@ -34,7 +37,14 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff shows fingerprints of the old and new value, never the values.
+      - The module computes a diff of fingerprints only; the action plugin hides it with the rest of
+        a successful result.
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
 options:
   size:
     description:
@@ -77,9 +87,12 @@ seealso:
     link: https://oauth2-proxy.github.io/oauth2-proxy/configuration/overview#generating-a-cookie-secret
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 """
 
 EXAMPLES = r"""
+# The result is hidden from output even without no_log (the action plugin marks it no_log);
+# no_log: true on the task stays good practice.
 - name: Generate the cookie secret once and keep it on later runs
   zerotrust.aks.cookie_secret:
     existing: "{{ current_cookie_secret | default('') }}"

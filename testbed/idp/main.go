@@ -1,100 +1,360 @@
 // Command idp is the testbed's OIDC identity provider: github.com/oauth2-proxy/mockoidc
 // (discovery, authorize, token, userinfo, JWKS) on a fixed address with a fixed client, plus
-// a login form for one static user, so a scripted browser logs in the way it would at Entra ID.
-// Dex is not used: see testbed/README.md.
+// a login form for configured users, so a scripted browser logs in the way it would at Entra ID.
+// Dex is not used: see testbed/README.md. Flags and behaviour: testbed/idp/README.md.
 package main
 
 import (
+	"bytes"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"html"
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 )
+
+// TokenRequestsPath lists what the token endpoint was asked (GET, JSON), so a test can prove
+// that a client refreshed a session. Outside the issuer path: no OIDC client looks there.
+const TokenRequestsPath = "/testbed/token-requests"
+
+const offlineAccessScope = "offline_access"
+
+// user is one person the IdP signs in. groups and roles become the `groups` and `roles`
+// claims of the id_token and userinfo, whatever the scope (as Entra ID emits them when the app
+// registration asks for them); email and preferred_username follow the email/profile scopes.
+type user struct {
+	Username string   `json:"username"`
+	Password string   `json:"password"`
+	Email    string   `json:"email"`
+	Groups   []string `json:"groups"`
+	Roles    []string `json:"roles"`
+}
+
+// profile is what the id_token and userinfo say about the user besides the registered claims.
+type profile struct {
+	Email             string   `json:"email,omitempty"`
+	EmailVerified     bool     `json:"email_verified,omitempty"`
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+	Groups            []string `json:"groups,omitempty"`
+	Roles             []string `json:"roles,omitempty"`
+}
+
+// claims: the registered claims (sub among them) one level deeper than the profile, so no
+// JSON name is defined twice.
+type claims struct {
+	*mockoidc.IDTokenClaims
+	profile
+}
+
+type userinfo struct {
+	Subject string `json:"sub"`
+	profile
+}
+
+func (u *user) ID() string { return u.Username }
+
+func (u *user) scoped(scopes []string) profile {
+	info := profile{Groups: u.Groups, Roles: u.Roles}
+	if slices.Contains(scopes, "email") {
+		info.Email, info.EmailVerified = u.Email, true
+	}
+	if slices.Contains(scopes, "profile") {
+		info.PreferredUsername = u.Username
+	}
+	return info
+}
+
+func (u *user) Userinfo(scopes []string) ([]byte, error) {
+	return json.Marshal(userinfo{Subject: u.Username, profile: u.scoped(scopes)})
+}
+
+func (u *user) Claims(scopes []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
+	return &claims{IDTokenClaims: base, profile: u.scoped(scopes)}, nil
+}
+
+// tokenRequest is one call of the token endpoint, as TokenRequestsPath reports it.
+type tokenRequest struct {
+	Time      time.Time `json:"time"`
+	GrantType string    `json:"grant_type"`
+	Status    int       `json:"status"`
+	Subject   string    `json:"subject,omitempty"` // of the id_token answered
+	Refresh   bool      `json:"refresh_token_issued"`
+}
+
+type idp struct {
+	mock *mockoidc.MockOIDC
+	// requireOfflineAccess: refresh tokens only for sessions whose scope has offline_access,
+	// as Entra ID does (mockoidc hands one out always).
+	requireOfflineAccess bool
+	users                []*user
+	formLogin            bool // false: one user, no password, authorize logs in at once
+	// mockoidc's session store and user queue are plain maps/slices shared by all requests,
+	// and a login is "queue the user, then authorize pops it": one request at a time.
+	mu       sync.Mutex
+	requests []tokenRequest
+}
+
+func (p *idp) findUser(login, password string) *user {
+	for _, u := range p.users {
+		if subtle.ConstantTimeCompare([]byte(login), []byte(u.Username)) == 1 &&
+			subtle.ConstantTimeCompare([]byte(password), []byte(u.Password)) == 1 {
+			return u
+		}
+	}
+	return nil
+}
+
+func (p *idp) authorize(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	who := p.users[0]
+	if p.formLogin {
+		who = nil
+		if r.Method == http.MethodPost {
+			who = p.findUser(r.PostForm.Get("login"), r.PostForm.Get("password"))
+		}
+	}
+	if who == nil {
+		status := http.StatusOK
+		if r.Method == http.MethodPost {
+			status = http.StatusUnauthorized
+		}
+		loginForm(w, r, status)
+		return
+	}
+	log.Printf("authorize: %s logs in (scope %q)", who.Username, r.Form.Get("scope"))
+	p.mock.QueueUser(who)
+	p.mock.Authorize(w, r)
+}
+
+func loginForm(w http.ResponseWriter, r *http.Request, status int) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	fmt.Fprint(w, `<!doctype html><title>Log in</title><form method="post" action="`+mockoidc.AuthorizationEndpoint+`">`)
+	for k, vs := range r.URL.Query() {
+		for _, v := range vs {
+			fmt.Fprintf(w, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(k), html.EscapeString(v))
+		}
+	}
+	fmt.Fprint(w, `<input name="login" placeholder="login"><input name="password" type="password"><button type="submit">Log in</button></form>`)
+}
+
+func (p *idp) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	// Discovery offers client_secret_basic, but mockoidc reads the client's credentials from
+	// the form only: move them there.
+	if id, secret, ok := r.BasicAuth(); ok {
+		r.Form.Set("client_id", id)
+		r.Form.Set("client_secret", secret)
+	}
+	grant := r.Form.Get("grant_type")
+	offline := true
+	if grant == "authorization_code" {
+		if session, err := p.mock.SessionStore.GetSessionByID(r.Form.Get("code")); err == nil {
+			offline = slices.Contains(session.Scopes, offlineAccessScope)
+		}
+	}
+	rec := httptest.NewRecorder()
+	p.mock.Token(rec, r)
+	body := rec.Body.Bytes()
+	entry := tokenRequest{Time: time.Now().UTC(), GrantType: grant, Status: rec.Code}
+	if rec.Code == http.StatusOK {
+		var answer map[string]any
+		if err := json.Unmarshal(body, &answer); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		// mockoidc marshals expires_in as a time.Duration (nanoseconds); OAuth 2 says seconds.
+		answer["expires_in"] = int64(p.mock.AccessTTL / time.Second)
+		if p.requireOfflineAccess && !offline {
+			delete(answer, "refresh_token")
+		}
+		_, entry.Refresh = answer["refresh_token"]
+		if grant == "refresh_token" {
+			entry.Refresh = false // the same refresh token comes back; nothing new issued
+		}
+		if idToken, ok := answer["id_token"].(string); ok {
+			entry.Subject = subjectOf(idToken)
+		}
+		var err error
+		if body, err = json.Marshal(answer); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
+	p.requests = append(p.requests, entry)
+	log.Printf("token: grant_type=%s status=%d subject=%q refresh_token_issued=%t", grant, rec.Code, entry.Subject, entry.Refresh)
+	for k, vs := range rec.Header() {
+		if k != "Content-Length" {
+			w.Header()[k] = vs
+		}
+	}
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(body)
+}
+
+// subjectOf reads the sub claim of a JWT we signed ourselves (no verification needed).
+func subjectOf(token string) string {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sub string `json:"sub"`
+	}
+	_ = json.Unmarshal(payload, &c)
+	return c.Sub
+}
+
+func (p *idp) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(mockoidc.AuthorizationEndpoint, p.authorize)
+	mux.HandleFunc(mockoidc.TokenEndpoint, p.token)
+	mux.HandleFunc(mockoidc.UserinfoEndpoint, p.mock.Userinfo)
+	mux.HandleFunc(mockoidc.JWKSEndpoint, p.mock.JWKS)
+	mux.HandleFunc(mockoidc.DiscoveryEndpoint, p.mock.Discovery)
+	mux.HandleFunc(TokenRequestsPath, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(append([]tokenRequest{}, p.requests...))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func readUsers(path string) ([]*user, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var users []*user
+	if err := dec.Decode(&users); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(users) == 0 {
+		return nil, fmt.Errorf("%s: no users", path)
+	}
+	seen := map[string]bool{}
+	for i, u := range users {
+		if u.Username == "" || u.Password == "" {
+			return nil, fmt.Errorf("%s: user %d needs a username and a password", path, i)
+		}
+		if seen[u.Username] {
+			return nil, fmt.Errorf("%s: user %q twice", path, u.Username)
+		}
+		seen[u.Username] = true
+	}
+	return users, nil
+}
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (127.0.0.1 only in tests)")
 	clientID := flag.String("client-id", "zerotrust-aks", "the one OAuth client's id")
 	clientSecret := flag.String("client-secret", "zerotrust-aks-secret", "the one OAuth client's secret")
-	user := flag.String("username", "jane", "the static user's login name (preferred_username)")
-	password := flag.String("password", "", "the static user's password; empty: no login form, log in at once")
-	email := flag.String("email", "jane@example.com", "the static user's email claim")
-	groups := flag.String("groups", "zerotrust-users", "comma-separated groups claim")
+	usersFile := flag.String("users-file", "", `JSON list of users [{"username","password","email","groups":[],"roles":[]}]; replaces the single-user flags`)
+	username := flag.String("username", "jane", "single user: login name (sub, preferred_username)")
+	password := flag.String("password", "", "single user: password; empty: no login form, log in at once")
+	email := flag.String("email", "jane@example.com", "single user: email claim")
+	groups := flag.String("groups", "zerotrust-users", "single user: comma-separated groups claim")
+	roles := flag.String("roles", "", "single user: comma-separated roles claim (Entra ID app role values)")
+	accessTTL := flag.Duration("access-ttl", 10*time.Minute, "lifetime of access and id tokens")
+	refreshTTL := flag.Duration("refresh-ttl", time.Hour, "lifetime of refresh tokens")
+	requireOffline := flag.Bool("require-offline-access", true, "issue refresh tokens only when the scope has offline_access (as Entra ID)")
 	issuerFile := flag.String("issuer-file", "", "write the issuer URL to this file once listening")
 	flag.Parse()
+
+	p := &idp{requireOfflineAccess: *requireOffline}
+	if *usersFile != "" {
+		var clash []string
+		flag.Visit(func(f *flag.Flag) {
+			if slices.Contains([]string{"username", "password", "email", "groups", "roles"}, f.Name) {
+				clash = append(clash, "--"+f.Name)
+			}
+		})
+		if len(clash) > 0 {
+			log.Fatalf("--users-file replaces %s; give one or the other", strings.Join(clash, ", "))
+		}
+		users, err := readUsers(*usersFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		p.users, p.formLogin = users, true
+	} else {
+		p.users = []*user{{Username: *username, Password: *password, Email: *email, Groups: splitList(*groups), Roles: splitList(*roles)}}
+		p.formLogin = *password != ""
+	}
+	if *accessTTL <= 0 || *refreshTTL <= 0 {
+		log.Fatal(errors.New("--access-ttl and --refresh-ttl must be positive"))
+	}
 
 	m, err := mockoidc.NewServer(nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	m.ClientID, m.ClientSecret = *clientID, *clientSecret
-	staticUser := &mockoidc.MockUser{Subject: *user, Email: *email, EmailVerified: true,
-		PreferredUsername: *user, Groups: strings.Split(*groups, ",")}
-	// mockoidc starts a session for the next queued user on every authorize request; the form
-	// only lets a request through with the right password (or at once without --password).
-	login := func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			// Discovery offers client_secret_basic, but mockoidc reads the client's
-			// credentials from the form only: move them there.
-			if id, secret, ok := r.BasicAuth(); ok && r.URL.Path == mockoidc.TokenEndpoint {
-				if err := r.ParseForm(); err != nil {
-					http.Error(w, err.Error(), http.StatusBadRequest)
-					return
-				}
-				r.Form.Set("client_id", id)
-				r.Form.Set("client_secret", secret)
-			}
-			if r.URL.Path != mockoidc.AuthorizationEndpoint {
-				next.ServeHTTP(w, r)
-				return
-			}
-			if err := r.ParseForm(); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			if *password != "" && !(r.Method == http.MethodPost &&
-				subtle.ConstantTimeCompare([]byte(r.PostForm.Get("login")), []byte(*user)) == 1 &&
-				subtle.ConstantTimeCompare([]byte(r.PostForm.Get("password")), []byte(*password)) == 1) {
-				status := http.StatusOK
-				if r.Method == http.MethodPost {
-					status = http.StatusUnauthorized
-				}
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				w.WriteHeader(status)
-				fmt.Fprint(w, `<!doctype html><title>Log in</title><form method="post" action="`+mockoidc.AuthorizationEndpoint+`">`)
-				for k, vs := range r.URL.Query() {
-					for _, v := range vs {
-						fmt.Fprintf(w, `<input type="hidden" name="%s" value="%s">`, html.EscapeString(k), html.EscapeString(v))
-					}
-				}
-				fmt.Fprint(w, `<input name="login" placeholder="login"><input name="password" type="password"><button type="submit">Log in</button></form>`)
-				return
-			}
-			m.QueueUser(staticUser)
-			next.ServeHTTP(w, r)
-		})
+	m.AccessTTL, m.RefreshTTL = *accessTTL, *refreshTTL
+	p.mock = m
+	// oauth2-proxy asks for offline_access to get refresh tokens (Entra ID needs it); mockoidc
+	// refuses scopes it does not list.
+	if !slices.Contains(mockoidc.ScopesSupported, offlineAccessScope) {
+		mockoidc.ScopesSupported = append(mockoidc.ScopesSupported, offlineAccessScope)
 	}
-	if err := m.AddMiddleware(login); err != nil {
-		log.Fatal(err)
-	}
+	mockoidc.ClaimsSupported = append(mockoidc.ClaimsSupported, "roles")
+
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := m.Start(ln, nil); err != nil {
-		log.Fatal(err)
+	// Serve our own mux (mockoidc's Start serves only its five endpoints); the issuer URL is
+	// derived from Server.Addr, so set it as Start would.
+	m.Server = &http.Server{Addr: ln.Addr().String(), Handler: p.handler(), ReadHeaderTimeout: 10 * time.Second}
+	names := make([]string, 0, len(p.users))
+	for _, u := range p.users {
+		names = append(names, u.Username)
 	}
-	log.Printf("issuer %s client-id %s user %s", m.Issuer(), m.ClientID, *user)
+	log.Printf("issuer %s client-id %s users %s access-ttl %s refresh-ttl %s", m.Issuer(), m.ClientID,
+		strings.Join(names, ","), m.AccessTTL, m.RefreshTTL)
 	if *issuerFile != "" {
 		if err := os.WriteFile(*issuerFile, []byte(m.Issuer()+"\n"), 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
-	select {}
+	log.Fatal(m.Server.Serve(ln))
 }

@@ -26,6 +26,24 @@ _DATA_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 # Go time.ParseDuration, without signs or fractions: what oauth2-proxy's duration flags take.
 _GO_DURATION = re.compile(r"^([0-9]+(ns|us|µs|ms|s|m|h))+$")
+_GO_DURATION_PART = re.compile(r"([0-9]+)(ns|us|µs|ms|s|m|h)")
+_GO_DURATION_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# A value of the groups (or roles) claim as oauth2-proxy compares it: Entra group object ids,
+# app role values, IdP group names. Commas are refused because the per-Ingress
+# ?allowed_groups= query is a comma-separated list; control characters and surrounding
+# blanks because they never survive a round trip through an annotation.
+_GROUP_VALUE = re.compile(r"^[^,\s\x00-\x1f\x7f](?:[^,\x00-\x1f\x7f]{0,254}[^,\s\x00-\x1f\x7f])?$")
+# An Entra app role value: no spaces, at most 120 characters, ASCII letters, digits and the
+# symbols Entra accepts (not starting with a dot); commas refused as above.
+_APP_ROLE_VALUE = re.compile(
+    r"^(?=.{1,120}$)[A-Za-z0-9!#$%&'()*+\-/:;<=>?@\[\]^_`{|}~][A-Za-z0-9!#$%&'()*+\-./:;<=>?@\[\]^_`{|}~]*$"
+)
+# A JWT claim name for --oidc-groups-claim (oauth2-proxy also takes dotted paths).
+_CLAIM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
+# An Ingress path: absolute, no blanks, no regex characters (pathType Prefix).
+_HTTP_PATH = re.compile(r"^/[A-Za-z0-9._~!&'+,;=:@%/-]*$")
+# An HTTP header name (RFC 9110 token).
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 # nginx size: 8k, 16k, 1m, 4096.
 _NGINX_SIZE = re.compile(r"^[1-9][0-9]*[kKmM]?$")
 _IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -76,6 +94,47 @@ def is_guid(value: t.Any) -> bool:
 
 def is_go_duration(value: t.Any) -> bool:
     return _matches(_GO_DURATION, value)
+
+
+def go_duration_seconds(value: t.Any) -> float | None:
+    """Seconds of a Go duration such as "1h30m", or None when it is not one."""
+    if not is_go_duration(value):
+        return None
+    return sum(int(number) * _GO_DURATION_UNIT[unit] for number, unit in _GO_DURATION_PART.findall(value))
+
+
+def is_positive_go_duration(value: t.Any) -> bool:
+    seconds = go_duration_seconds(value)
+    return seconds is not None and seconds > 0
+
+
+def is_group_value(value: t.Any) -> bool:
+    return _matches(_GROUP_VALUE, value)
+
+
+def is_app_role_value(value: t.Any) -> bool:
+    return _matches(_APP_ROLE_VALUE, value)
+
+
+def is_claim_name(value: t.Any) -> bool:
+    return _matches(_CLAIM_NAME, value)
+
+
+def is_email_domain(value: t.Any) -> bool:
+    """An --email-domain value: "*" (any) or a DNS name (a "." prefix allows subdomains)."""
+    return value == "*" or (isinstance(value, str) and is_dns_name(value.removeprefix(".")))
+
+
+def is_http_path(value: t.Any) -> bool:
+    return _matches(_HTTP_PATH, value) and "//" not in value
+
+
+def is_header_name(value: t.Any) -> bool:
+    return _matches(_HEADER_NAME, value)
+
+
+def is_port(value: t.Any) -> bool:
+    return is_positive_int(value) and value <= 65535
 
 
 def is_nginx_size(value: t.Any) -> bool:
@@ -155,6 +214,14 @@ FORMATS: dict[str, t.Callable[[t.Any], bool]] = {
     "dns_name": is_dns_name,
     "guid": is_guid,
     "go_duration": is_go_duration,
+    "positive_go_duration": is_positive_go_duration,
+    "group_value": is_group_value,
+    "app_role_value": is_app_role_value,
+    "claim_name": is_claim_name,
+    "email_domain": is_email_domain,
+    "http_path": is_http_path,
+    "header_name": is_header_name,
+    "port": is_port,
     "nginx_size": is_nginx_size,
     "image_digest": is_image_digest,
     "keyvault_name": is_keyvault_name,

@@ -19,6 +19,7 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.zerotrust.aks.plugins.module_utils import _validation as v
+from ansible_collections.zerotrust.aks.plugins.plugin_utils import _stack_access as access
 
 MANAGED_BY = "zerotrust.aks"
 OAUTH2_PROXY_PORT = 4180
@@ -144,6 +145,12 @@ RETIRED: dict[str, str] = {
     "app_secrets_cookie_secret": "set zerotrust_aks_cookie_secret instead",
     "tls_selfsigned_not_after": "set tls_selfsigned_valid_days (a number of days) instead",
     "tls_renew_before": "set tls_renew_before_days (a number of days) instead",
+    "colors_web_proxy_buffer_size": (
+        "set protected_apps_proxy_buffer_size instead (the protected_apps role renders the Ingress)"
+    ),
+    "colors_web_affinity_cookie_name": (
+        f"the colors-web Ingress (role protected_apps) names its affinity cookie {access.COLORS_WEB_AFFINITY_COOKIE}"
+    ),
 }
 
 SECRET_ITEMS = ("client_id", "client_secret", "cookie_secret")
@@ -156,6 +163,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "zerotrust_aks_identity_mode": ("addon", "workload"),
     "zerotrust_aks_tls_mode": ("selfsigned", "existing"),
     "zerotrust_aks_purpose": ("apply", "teardown", "verify"),
+    "zerotrust_aks_client_auth": access.CLIENT_AUTH,
 }
 
 
@@ -283,16 +291,59 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
     controller = inputs.get("zerotrust_aks_ingress_controller")
     oauth2_ns = namespaces["oauth2_proxy"]
     oauth2_name = "oauth2-proxy"
-    owned = [namespaces[key] for key in ("oauth2_proxy", "colors_web", "colors_api")]
+    demo_apps = inputs.get("zerotrust_aks_demo_apps", True)
+    if not isinstance(demo_apps, bool):
+        errors.append(f"zerotrust_aks_demo_apps must be true or false; got {_show(demo_apps)}.")
+        demo_apps = demo_apps in ("true", "True", "yes")
+    owned = [namespaces["oauth2_proxy"]]
+    if demo_apps:
+        owned += [namespaces["colors_web"], namespaces["colors_api"]]
     if controller == "ingress-nginx":
         owned.insert(0, namespaces["ingress"])
+
+    authz = access.authorization(errors, inputs, platform)
+    sessions = access.session(errors, inputs)
+    client_auth = access.client_auth(errors, inputs, platform, identity_mode)
+    if client_auth == "federated":
+        secret_names = {key: name for key, name in secret_names.items() if key != "client_secret"}
+    edge = {
+        "host": host,
+        "auth_url": f"http://{oauth2_name}.{oauth2_ns}.svc.cluster.local:{OAUTH2_PROXY_PORT}/oauth2/auth",
+        "signin_url": "https://$host/oauth2/start?rd=$escaped_request_uri",
+    }
+    # A user app may not live in a namespace the stack creates (or might create): teardown
+    # deletes those namespaces with everything in them.
+    reserved = {namespace: key.replace("_", "-") for key, namespace in namespaces.items()}
+    demo = access.demo_entry(edge, namespaces["colors_web"], SERVICE_PORT) if demo_apps else None
+    apps = access.apps(errors, inputs, edge, demo, reserved)
+    access.finish(errors, authz, apps, purpose)
+    hosts = list(dict.fromkeys([str(host), *(app["host"] for app in apps)]))
+    app_namespaces = list(dict.fromkeys(app["namespace"] for app in apps))
+    warnings = []
+    if platform == "aks" and identity_mode == "addon":
+        warnings.append(
+            "zerotrust_aks_identity_mode is addon: the Key Vault secrets are readable by the AKS add-on's managed "
+            "identity, which AKS attaches to the nodes, so any pod that reaches the instance metadata endpoint can "
+            "read the client and cookie secrets (and forge sessions). Use workload (the default)."
+        )
+    if authz["allow_all_tenant_users"]:
+        warnings.append(
+            "zerotrust_aks_allow_all_tenant_users is true: every account the issuer signs in (on Entra every member "
+            "and guest of the tenant) reaches the apps that have no allowed_groups of their own."
+        )
     labels = {"app.kubernetes.io/part-of": instance, "app.kubernetes.io/managed-by": MANAGED_BY}
     return {
         "errors": errors,
         "instance": instance,
         "platform": platform,
         "purpose": purpose,
+        "warnings": warnings,
         "host": host,
+        "hosts": hosts,
+        "demo_apps": demo_apps,
+        "authorization": authz,
+        "session": sessions,
+        "apps": apps,
         "render": bool(render_dir),
         "render_dir": render_dir,
         "ingress_controller": controller,
@@ -306,8 +357,9 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
             "service": oauth2_name,
             "service_account": oauth2_name,
             "port": OAUTH2_PROXY_PORT,
-            "auth_url": f"http://{oauth2_name}.{oauth2_ns}.svc.cluster.local:{OAUTH2_PROXY_PORT}/oauth2/auth",
-            "signin_url": "https://$host/oauth2/start?rd=$escaped_request_uri",
+            "auth_url": edge["auth_url"],
+            "signin_url": edge["signin_url"],
+            "client_auth": client_auth,
         },
         "colors_api": {
             "name": "colors-api",
@@ -330,8 +382,10 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
         "tls": {
             "mode": inputs.get("zerotrust_aks_tls_mode"),
             "secret_name": facts["tls_secret_name"],
-            # Ingresses read TLS Secrets from their own namespace only.
-            "namespaces": [oauth2_ns, namespaces["colors_web"]],
+            # Ingresses read TLS Secrets from their own namespace only: oauth2-proxy's and every
+            # protected app's. The certificate covers every host.
+            "namespaces": list(dict.fromkeys([oauth2_ns, *app_namespaces])),
+            "hosts": hosts,
         },
         "identity": {
             "mode": identity_mode,
@@ -340,9 +394,13 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
             "keyvault_name": keyvault_name,
             "federated_subject": f"system:serviceaccount:{oauth2_ns}:{oauth2_name}",
         },
-        "deployments": [
-            {"namespace": oauth2_ns, "name": oauth2_name},
-            {"namespace": namespaces["colors_api"], "name": "colors-api"},
-            {"namespace": namespaces["colors_web"], "name": "colors-web"},
-        ],
+        "deployments": [{"namespace": oauth2_ns, "name": oauth2_name}]
+        + (
+            [
+                {"namespace": namespaces["colors_api"], "name": "colors-api"},
+                {"namespace": namespaces["colors_web"], "name": "colors-web"},
+            ]
+            if demo_apps
+            else []
+        ),
     }

@@ -373,7 +373,8 @@ def test_oauth2_proxy_secrets_come_only_from_secret_refs(rendered: Render) -> No
 
 @pytest.mark.parametrize("profile", ["aks"])
 def test_aks_syncs_the_three_secrets_through_the_csi_volume(render_profile: RenderProfile, profile: str) -> None:
-    render = render_profile(profile)
+    # The add-on identity (no longer the default) reads through the node's managed identity.
+    render = render_profile(profile, "-e", "zerotrust_aks_identity_mode=addon")
     spc = render.get("SecretProviderClass", "oauth2-proxy", "oauth2-proxy")
     parameters = spc["spec"]["parameters"]
     assert spc["spec"]["provider"] == "azure"
@@ -399,7 +400,8 @@ def test_aks_syncs_the_three_secrets_through_the_csi_volume(render_profile: Rend
 
 
 def test_workload_identity_federates_the_service_account(render_profile: RenderProfile) -> None:
-    render = render_profile("aks", "-e", "zerotrust_aks_identity_mode=workload")
+    # Workload Identity is the default (and the inventory's setting).
+    render = render_profile("aks")
     spc = render.get("SecretProviderClass", "oauth2-proxy", "oauth2-proxy")
     client_id = render.inventory_vars["zerotrust_aks_identity_client_id"]
     assert spc["spec"]["parameters"]["clientID"] == client_id

@@ -6,37 +6,23 @@ retired or unsafe inputs are refused with the variables named."""
 from __future__ import annotations
 
 import typing as t
+from pathlib import Path
 
 import pytest
+import yaml
 from ansible_collections.zerotrust.aks.plugins.plugin_utils import _stack
 
-DEFAULTS: dict[str, t.Any] = {
-    "zerotrust_aks_instance": "zerotrust-aks",
-    "zerotrust_aks_platform": "local",
-    "zerotrust_aks_host": "colors.example.com",
-    "zerotrust_aks_render_dir": "",
-    "zerotrust_aks_ingress_controller": "ingress-nginx",
-    "zerotrust_aks_ingress_namespace": "ingress-nginx",
-    "zerotrust_aks_ingress_class": "nginx",
-    "zerotrust_aks_oauth2_proxy_namespace": "oauth2-proxy",
-    "zerotrust_aks_colors_web_namespace": "colors-web",
-    "zerotrust_aks_colors_api_namespace": "colors-api",
-    "zerotrust_aks_identity_mode": "addon",
-    "zerotrust_aks_identity_client_id": "",
-    "zerotrust_aks_tenant_id": "",
-    "zerotrust_aks_keyvault_name": "",
-    "zerotrust_aks_client_id_secret_name": "oauth2-proxy-client-id",
-    "zerotrust_aks_client_secret_secret_name": "oauth2-proxy-client-secret",
-    "zerotrust_aks_cookie_secret_name": "oauth2-proxy-cookie-secret",
-    "zerotrust_aks_tls_mode": "selfsigned",
-    "zerotrust_aks_tls_secret_name": "zerotrust-aks-tls",
-    "zerotrust_aks_purpose": "apply",
-}
+REPO = Path(__file__).resolve().parents[4]
+
+# The stack role's defaults, read from the role (the one home of their values), and one allowed
+# group so that deny by default does not hide the other rules, and a host (required).
+DEFAULTS: dict[str, t.Any] = yaml.safe_load((REPO / "roles" / "stack" / "defaults" / "main.yml").read_text())
+ALLOWED = {"zerotrust_aks_host": "colors.example.com", "zerotrust_aks_allowed_groups": ["zerotrust-users"]}
 
 
 def model(user: dict[str, t.Any] | None = None, **inputs: t.Any) -> dict[str, t.Any]:
     """The model as the stack role computes it: inventory values beat the role's defaults."""
-    user = user or {}
+    user = {**ALLOWED, **(user or {})}
     merged = {**DEFAULTS, **{k: v for k, v in user.items() if k in DEFAULTS}, **inputs}
     stack: dict[str, t.Any] = _stack.compute(merged, {**user, **inputs})
     return stack

@@ -27,9 +27,15 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 )
 
-// TokenRequestsPath lists what the token endpoint was asked (GET, JSON), so a test can prove
-// that a client refreshed a session. Outside the issuer path: no OIDC client looks there.
-const TokenRequestsPath = "/testbed/token-requests"
+// Test controls, outside the issuer path (no OIDC client looks there):
+//   - TokenRequestsPath lists what the token endpoint was asked (GET, JSON), so a test can prove
+//     that a client refreshed a session;
+//   - UsersPath/{username} changes a user's groups, roles or disabled flag (POST, JSON) while
+//     sessions are open, as an admin would in Entra ID: refreshes then see the change.
+const (
+	TokenRequestsPath = "/testbed/token-requests"
+	UsersPath         = "/testbed/users/"
+)
 
 const offlineAccessScope = "offline_access"
 
@@ -42,6 +48,15 @@ type user struct {
 	Email    string   `json:"email"`
 	Groups   []string `json:"groups"`
 	Roles    []string `json:"roles"`
+	// Disabled: no login, and refresh grants answer invalid_grant (a revoked session).
+	Disabled bool `json:"disabled"`
+}
+
+// userChange is the body of a POST to UsersPath/{username}; absent fields stay as they are.
+type userChange struct {
+	Groups   *[]string `json:"groups"`
+	Roles    *[]string `json:"roles"`
+	Disabled *bool     `json:"disabled"`
 }
 
 // profile is what the id_token and userinfo say about the user besides the registered claims.
@@ -111,7 +126,7 @@ type idp struct {
 func (p *idp) findUser(login, password string) *user {
 	for _, u := range p.users {
 		if subtle.ConstantTimeCompare([]byte(login), []byte(u.Username)) == 1 &&
-			subtle.ConstantTimeCompare([]byte(password), []byte(u.Password)) == 1 {
+			subtle.ConstantTimeCompare([]byte(password), []byte(u.Password)) == 1 && !u.Disabled {
 			return u
 		}
 	}
@@ -168,13 +183,26 @@ func (p *idp) token(w http.ResponseWriter, r *http.Request) {
 	}
 	grant := r.Form.Get("grant_type")
 	offline := true
-	if grant == "authorization_code" {
-		if session, err := p.mock.SessionStore.GetSessionByID(r.Form.Get("code")); err == nil {
+	var session *mockoidc.Session
+	switch grant {
+	case "authorization_code":
+		session, _ = p.mock.SessionStore.GetSessionByID(r.Form.Get("code"))
+		if session != nil {
 			offline = slices.Contains(session.Scopes, offlineAccessScope)
+		}
+	case "refresh_token":
+		if token, err := p.mock.Keypair.VerifyJWT(r.Form.Get("refresh_token"), p.mock.Now); err == nil {
+			session, _ = p.mock.SessionStore.GetSessionByToken(token)
 		}
 	}
 	rec := httptest.NewRecorder()
-	p.mock.Token(rec, r)
+	if u, ok := sessionUser(session); ok && u.Disabled && grant == "refresh_token" {
+		rec.Header().Set("Content-Type", "application/json")
+		rec.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(rec, `{"error":"invalid_grant","error_description":"the user is disabled"}`)
+	} else {
+		p.mock.Token(rec, r)
+	}
 	body := rec.Body.Bytes()
 	entry := tokenRequest{Time: time.Now().UTC(), GrantType: grant, Status: rec.Code}
 	if rec.Code == http.StatusOK {
@@ -212,6 +240,44 @@ func (p *idp) token(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
+func sessionUser(session *mockoidc.Session) (*user, bool) {
+	if session == nil {
+		return nil, false
+	}
+	u, ok := session.User.(*user)
+	return u, ok
+}
+
+func (p *idp) changeUser(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, UsersPath)
+	i := slices.IndexFunc(p.users, func(u *user) bool { return u.Username == name })
+	if r.Method != http.MethodPost || i < 0 {
+		http.Error(w, "POST "+UsersPath+"{username} of a configured user", http.StatusNotFound)
+		return
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	var change userChange
+	if err := dec.Decode(&change); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	// In place: open sessions hold this pointer, so the next refresh answers with the change.
+	u := p.users[i]
+	if change.Groups != nil {
+		u.Groups = *change.Groups
+	}
+	if change.Roles != nil {
+		u.Roles = *change.Roles
+	}
+	if change.Disabled != nil {
+		u.Disabled = *change.Disabled
+	}
+	log.Printf("user %s changed: groups %v roles %v disabled %t", u.Username, u.Groups, u.Roles, u.Disabled)
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(u.scoped(nil))
+}
+
 // subjectOf reads the sub claim of a JWT we signed ourselves (no verification needed).
 func subjectOf(token string) string {
 	parts := strings.Split(token, ".")
@@ -236,6 +302,7 @@ func (p *idp) handler() http.Handler {
 	mux.HandleFunc(mockoidc.UserinfoEndpoint, p.mock.Userinfo)
 	mux.HandleFunc(mockoidc.JWKSEndpoint, p.mock.JWKS)
 	mux.HandleFunc(mockoidc.DiscoveryEndpoint, p.mock.Discovery)
+	mux.HandleFunc(UsersPath, p.changeUser)
 	mux.HandleFunc(TokenRequestsPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(append([]tokenRequest{}, p.requests...))

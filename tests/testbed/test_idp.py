@@ -225,3 +225,30 @@ def test_users_file_and_single_user_flags_exclude_each_other(tmp_path: Path) -> 
     )  # fmt: skip
     assert result.returncode != 0
     assert "--users-file replaces --username" in result.stderr
+
+
+def change_user(issuer: str, username: str, **change: t.Any) -> requests.Response:
+    base = issuer.removesuffix("/oidc")
+    return requests.post(f"{base}/testbed/users/{username}", json=change, timeout=5)
+
+
+def test_a_group_change_shows_in_the_next_refresh_and_disabling_revokes(tmp_path: Path) -> None:
+    users_file = tmp_path / "users.json"
+    users_file.write_text(json.dumps(USERS))
+    with start_idp(tmp_path, f"--users-file={users_file}") as idp:
+        issuer = (tmp_path / "issuer").read_text().strip()
+        alice = USERS[0]
+        tokens = code_flow(issuer, alice["username"], alice["password"], "openid offline_access")
+        refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+
+        assert change_user(issuer, "alice", groups=["other"]).status_code == 200
+        refreshed = requests.post(f"{issuer}/token", data=refresh, auth=CLIENT, timeout=5)
+        assert refreshed.status_code == 200, refreshed.text
+        assert claims_of(refreshed.json()["id_token"])["groups"] == ["other"]
+
+        assert change_user(issuer, "alice", disabled=True).status_code == 200
+        revoked = requests.post(f"{issuer}/token", data=refresh, auth=CLIENT, timeout=5)
+        assert (revoked.status_code, revoked.json()["error"]) == (400, "invalid_grant")
+        assert authorize(issuer, login=alice["username"], password=alice["password"]).status_code == 401
+        assert change_user(issuer, "nobody", groups=[]).status_code == 404
+        idp.terminate()

@@ -54,7 +54,7 @@ UTC = dt.timezone.utc  # noqa: UP017
 _ENTRY_FIELDS = frozenset({"namespace", "name", "type", "labels", "annotations", "data", "generate"})
 _GENERATE_FIELDS = {
     "cookie_secret": frozenset({"type", "key", "rotate", "value_from"}),
-    "tls_selfsigned": frozenset({"type", "group", "host", "valid_days", "renew_before_days"}),
+    "tls_selfsigned": frozenset({"type", "group", "host", "alt_names", "valid_days", "renew_before_days"}),
 }
 
 
@@ -83,6 +83,12 @@ class _Tls:
     host: str
     valid_days: int
     renew_before_days: int
+    # More DNS names the certificate is for (subject alternative names after ``host``).
+    alt_names: tuple[str, ...] = ()
+
+    @property
+    def dns_names(self) -> list[str]:
+        return [self.host, *self.alt_names]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +179,10 @@ def _parse_generate(where: str, raw: t.Any, secret_type: str | None, ref: tuple[
     host = raw.get("host")
     if not isinstance(host, str) or not _validation.is_dns_name(host):
         _fail(where, f"generate.host must be a DNS name such as colors.example.com, got {host!r}")
+    alt_raw = raw.get("alt_names", [])
+    if not isinstance(alt_raw, list) or not all(isinstance(n, str) and _validation.is_dns_name(n) for n in alt_raw):
+        _fail(where, f"generate.alt_names must be a list of DNS names such as shop.example.com, got {alt_raw!r}")
+    alt_names = tuple(dict.fromkeys(n.lower() for n in alt_raw if n.lower() != host.lower()))
     group = raw.get("group")
     if group is not None and (not isinstance(group, str) or not group):
         _fail(where, "generate.group must be a non-empty string")
@@ -181,7 +191,7 @@ def _parse_generate(where: str, raw: t.Any, secret_type: str | None, ref: tuple[
     if renew >= valid_days:
         # Otherwise every run would renew the certificate it made the run before.
         _fail(where, f"generate.renew_before_days ({renew}) must be less than generate.valid_days ({valid_days})")
-    return _Tls(("group", group) if group else ("secret", *ref), host.lower(), valid_days, renew)
+    return _Tls(("group", group) if group else ("secret", *ref), host.lower(), valid_days, renew, alt_names)
 
 
 def _parse_entry(index: int, raw: t.Any) -> _Spec:
@@ -227,7 +237,7 @@ def _parse(specs: t.Any) -> list[_Spec]:
         seen[spec.ref] = spec.where
         if isinstance(spec.generate, _Tls):
             first = first_of_group.setdefault(spec.generate.group, spec)
-            for field in ("host", "valid_days", "renew_before_days"):
+            for field in ("host", "alt_names", "valid_days", "renew_before_days"):
                 if getattr(spec.generate, field) != getattr(first.generate, field):
                     _fail(
                         spec.where,
@@ -451,7 +461,7 @@ def _tls_data(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - CLOCK_SKEW)
         .not_valid_after(now + dt.timedelta(days=gen.valid_days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(gen.host)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in gen.dns_names]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -505,8 +515,8 @@ def _certificate_verdict(
     if cert_spki != key.public_key().public_bytes(*spki):
         return False, "renewed: the stored certificate does not match the stored key"
     common_names = [str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
-    if dns_names != [gen.host] or common_names != [gen.host]:
-        return False, "renewed: made for another host"
+    if dns_names != gen.dns_names or common_names != [gen.host]:
+        return False, "renewed: made for other hosts" if gen.alt_names else "renewed: made for another host"
     if cert.not_valid_before_utc > now:
         return False, f"renewed: not valid before {_utc_text(cert.not_valid_before_utc)}"
     if cert.not_valid_after_utc <= now:

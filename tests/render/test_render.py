@@ -25,13 +25,13 @@ CRD_FILES = {
 PART_OF = "zerotrust-aks"
 RECOMMENDED_LABELS = ("name", "instance", "component", "part-of", "managed-by")
 WORKLOAD_KINDS = ("Deployment", "DaemonSet", "StatefulSet", "Job")
-# X-Auth-Request-Access-Token, not X-Forwarded-Access-Token: oauth2-proxy's /oauth2/auth answer
-# (--set-xauthrequest --pass-access-token) carries only the former, so only it can reach the app.
+# The identity headers of oauth2-proxy's /oauth2/auth answer (--set-xauthrequest); the demo
+# needs none of the user's tokens, so neither Authorization nor X-Auth-Request-Access-Token.
 AUTH_ANNOTATIONS = {
     "nginx.ingress.kubernetes.io/auth-url": "http://oauth2-proxy.oauth2-proxy.svc.cluster.local:4180/oauth2/auth",
     "nginx.ingress.kubernetes.io/auth-signin": "https://$host/oauth2/start?rd=$escaped_request_uri",
     "nginx.ingress.kubernetes.io/auth-response-headers": (
-        "Authorization,X-Auth-Request-Email,X-Auth-Request-User,X-Auth-Request-Access-Token"
+        "X-Auth-Request-User,X-Auth-Request-Email,X-Auth-Request-Groups"
     ),
 }
 SECRET_INPUTS = ("zerotrust_aks_client_secret", "zerotrust_aks_cookie_secret", "zerotrust_aks_client_id")
@@ -314,7 +314,6 @@ def test_oauth2_proxy_flags(rendered: Render) -> None:
     expected = {
         "--reverse-proxy": ["true"],
         "--set-xauthrequest": ["true"],
-        "--pass-access-token": ["true"],
         "--cookie-secure": ["true"],
         "--cookie-samesite": ["lax"],
         "--cookie-csrf-per-request": ["true"],
@@ -322,13 +321,17 @@ def test_oauth2_proxy_flags(rendered: Render) -> None:
         "--upstream": ["static://202"],
         "--http-address": ["0.0.0.0:4180"],
         "--redirect-url": [f"https://{host}/oauth2/callback"],
-        "--whitelist-domain": [host],
         "--email-domain": ["*"],
         "--code-challenge-method": ["S256"],
     }
     for flag, values in expected.items():
         assert args.get(flag) == values, flag
     assert "--trusted-proxy-ip" not in args, "no trusted proxies unless oauth2_proxy_trusted_proxy_ips is set"
+    # Redirects after login go to the site (and, on aks, Entra's sign-out), never to a wildcard.
+    assert host in args["--whitelist-domain"]
+    assert not [domain for domain in args["--whitelist-domain"] if domain.startswith(("*", "."))]
+    # No app asks for the user's tokens by default, so oauth2-proxy hands out none.
+    assert "--pass-access-token" not in args and "--set-authorization-header" not in args
     assert "--cookie-name" in args and "--oidc-email-claim" in args
     for forbidden in ("--azure-tenant", "--user-id-claim", "--client-secret", "--cookie-secret", "--client-id"):
         assert forbidden not in args
@@ -478,7 +481,7 @@ BAD_VALUES = [
     ("local", {"zerotrust_aks_host": "localhost"}, "zerotrust_aks_host"),
     ("aks", {"zerotrust_aks_platform": "gke"}, "zerotrust_aks_platform"),
     ("aks", {"oauth2_proxy_proxy_buffer_size": "big"}, "oauth2_proxy_proxy_buffer_size"),
-    ("local", {"colors_web_proxy_buffer_size": "16 kb"}, "colors_web_proxy_buffer_size"),
+    ("local", {"protected_apps_proxy_buffer_size": "16 kb"}, "protected_apps_proxy_buffer_size"),
     ("local", {"zerotrust_aks_cookie_secret": "only-21-characters-xx"}, "zerotrust_aks_cookie_secret"),
     ("local", {"zerotrust_aks_oidc_issuer_url": "idp.example.com"}, "oauth2_proxy_oidc_issuer_url"),
     ("aks", {"zerotrust_aks_tenant_id": "contoso"}, "zerotrust_aks_tenant_id"),
@@ -522,6 +525,7 @@ ROLE_TWICE_PLAYBOOK = """
         name: zerotrust.aks.stack
       vars:
         zerotrust_aks_host: colors.example.com
+        zerotrust_aks_allowed_groups: [zerotrust-users]
     - name: Compute the colors-api objects
       ansible.builtin.include_role:
         name: zerotrust.aks.colors_api
@@ -540,8 +544,11 @@ def test_a_role_run_twice_lists_its_objects_once(render_env: dict[str, str], tmp
     playbook.write_text(ROLE_TWICE_PLAYBOOK)
     folder = tmp_path / "out"
     run_playbook(playbook, env=render_env, extra_vars={"render_dir": str(folder)}, timeout=600)
-    kinds = sorted(yaml.safe_load(path.read_text())["kind"] for path in folder.glob("*.yaml"))
-    assert kinds == ["Deployment", "Namespace", "NetworkPolicy", "Service", "ServiceAccount"]
+    objects = [yaml.safe_load(path.read_text()) for path in folder.glob("*.yaml")]
+    identities = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
+    assert len(identities) == len(set(identities)), sorted(identities)
+    kinds = {kind for kind, _, _ in identities}
+    assert kinds == {"Deployment", "Namespace", "NetworkPolicy", "Service", "ServiceAccount"}
 
 
 # --- 5. The stack model: one rename keeps every reference consistent ---------------------------
@@ -641,6 +648,7 @@ PLAY_VARS_PLAYBOOK = """
   gather_facts: false
   vars:
     zerotrust_aks_host: colors.example.com
+    zerotrust_aks_allowed_groups: [zerotrust-users]
     oauth2_proxy_namespace: auth
   tasks:
     - name: Compute the stack model

@@ -4,6 +4,8 @@ Where the objects come from:
 - default: the cluster layer rendered with the local render inventory
   (``tests/render/inventory/local.yml``) plus Secrets generated here — render mode writes no
   Secret, so the values are made up for the run;
+- a scenario (``scenario_objects("apps")``): the same render with the extra vars of
+  ``tests/authflow/scenarios/<name>.yml`` on top (more apps, app roles, short sessions);
 - ``ZEROTRUST_AKS_AUTHFLOW_KUBECONFIG=/path/to/kubeconfig``: read back from that API server
   (``harness.objects_from_cluster``), e.g. the testbed after a converge. A suite that has its own
   cluster fixture overrides ``applied_objects`` instead (a fixture of the same name in its
@@ -20,7 +22,8 @@ import secrets
 import shutil
 import subprocess
 import typing as t
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,7 @@ from support.playbook import REPO, run_playbook, without_cluster_access
 from . import harness
 
 RENDER_INVENTORY = REPO / "tests" / "render" / "inventory" / "local.yml"
+SCENARIOS = Path(__file__).parent / "scenarios"
 CACHE = Path(os.environ.get("ZEROTRUST_AKS_CACHE", Path.home() / ".cache" / "zerotrust-aks"))
 # The API: no Ingress may route to it. A stand-in answers at its Service address, so a route
 # added by mistake would show up as a request it received.
@@ -56,18 +60,49 @@ def generated_secrets(deployment: dict[str, t.Any]) -> dict[str, dict[str, t.Any
     return {name: harness.make_secret(namespace, name, values) for name, values in data.items()}
 
 
-@pytest.fixture(scope="session")
-def rendered_cluster_layer(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The cluster layer rendered (no API server) with the local render inventory."""
+def render_cluster_layer(
+    ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, name: str, vars_files: Sequence[Path] = ()
+) -> Path:
+    """The cluster layer rendered (no API server) with the local render inventory (+ vars files)."""
     env = without_cluster_access(ansible_env, tmp_path_factory.mktemp("no-kube") / "does-not-exist")
-    out = tmp_path_factory.mktemp("authflow-render") / "out"
+    out = tmp_path_factory.mktemp(name) / "out"
     run_playbook(
         REPO / "playbooks" / "cluster.yml",
         env=env,
         inventory=[RENDER_INVENTORY],
+        extra_vars_files=vars_files,
         extra_vars={"zerotrust_aks_render_dir": str(out)},
     )
     return out
+
+
+def objects_with_generated_secrets(render_dir: Path) -> harness.AppliedObjects:
+    objects = harness.objects_from_render(render_dir, {})
+    return dataclasses.replace(objects, secrets=generated_secrets(dict(objects.deployment)))
+
+
+@pytest.fixture(scope="session")
+def rendered_cluster_layer(ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cluster layer rendered (no API server) with the local render inventory."""
+    return render_cluster_layer(ansible_env, tmp_path_factory, "authflow-render")
+
+
+@pytest.fixture(scope="session")
+def scenario_objects(
+    ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], harness.AppliedObjects]:
+    """``scenario_objects(name)``: the objects rendered with ``scenarios/<name>.yml`` as extra vars
+    (each scenario rendered once per session)."""
+    rendered: dict[str, harness.AppliedObjects] = {}
+
+    def objects(name: str) -> harness.AppliedObjects:
+        if name not in rendered:
+            vars_file = SCENARIOS / f"{name}.yml"
+            render_dir = render_cluster_layer(ansible_env, tmp_path_factory, f"authflow-{name}", [vars_file])
+            rendered[name] = objects_with_generated_secrets(render_dir)
+        return rendered[name]
+
+    return objects
 
 
 @pytest.fixture(scope="session")
@@ -77,8 +112,7 @@ def applied_objects(request: pytest.FixtureRequest) -> harness.AppliedObjects:
     if kubeconfig:
         return harness.objects_from_cluster(kubeconfig)
     render_dir: Path = request.getfixturevalue("rendered_cluster_layer")
-    objects = harness.objects_from_render(render_dir, {})
-    return dataclasses.replace(objects, secrets=generated_secrets(dict(objects.deployment)))
+    return objects_with_generated_secrets(render_dir)
 
 
 def _tool_path(tool: str) -> Path | None:
@@ -108,15 +142,37 @@ def binaries() -> harness.Binaries:
     return harness.Binaries(oauth2_proxy=str(oauth2_proxy), idp=str(idp), nginx=nginx)
 
 
+StackStarter = Callable[..., AbstractContextManager[harness.LoginStack]]
+
+
+@pytest.fixture(scope="session")
+def start_stack(binaries: harness.Binaries, tmp_path_factory: pytest.TempPathFactory) -> StackStarter:
+    """``with start_stack(objects, users=[...], idp_settings=...) as stack:`` — the login flow
+    for ``objects`` with these IdP users (default: one user in ``zerotrust-users``)."""
+
+    def start(
+        objects: harness.AppliedObjects,
+        *,
+        users: Sequence[harness.IdpUser] = (harness.IdpUser(),),
+        idp_settings: harness.IdpSettings | None = None,
+    ) -> AbstractContextManager[harness.LoginStack]:
+        return harness.login_stack(
+            objects,
+            binaries,
+            tmp_path_factory.mktemp("authflow"),
+            users=users,
+            idp_settings=idp_settings,
+            stand_in_services=[COLORS_API_SERVICE],
+            lifetime_s=600,
+        )
+
+    return start
+
+
 @pytest.fixture(scope="module")
-def stack(
-    applied_objects: harness.AppliedObjects, binaries: harness.Binaries, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[harness.LoginStack]:
+def stack(applied_objects: harness.AppliedObjects, start_stack: StackStarter) -> Iterator[harness.LoginStack]:
     """IdP, oauth2-proxy, stand-in upstreams and nginx running; stopped after the module."""
-    work_dir = tmp_path_factory.mktemp("authflow")
-    with harness.login_stack(
-        applied_objects, binaries, work_dir, stand_in_services=[COLORS_API_SERVICE], lifetime_s=600
-    ) as running:
+    with start_stack(applied_objects) as running:
         yield running
 
 

@@ -123,7 +123,7 @@ def test_after_login_the_upstream_answers_with_the_users_email(
     headers = {k.lower(): v for k, v in answer["headers"].items()}
     assert headers.get("x-auth-request-email") == stack.user.email, answer["headers"]
     assert headers.get("x-auth-request-user") == stack.user.username, answer["headers"]
-    assert headers.get("authorization", "").startswith("Bearer "), answer["headers"]
+    assert headers.get("x-auth-request-groups") == ",".join(stack.user.groups), answer["headers"]
     assert headers.get("x-forwarded-proto") == "https"
     assert headers.get("host") == stack.host
 
@@ -144,6 +144,28 @@ def test_every_auth_response_header_the_ingress_asks_for_reaches_the_upstream(
     received = {k.lower() for k in echoed(log_in(stack, browser))["headers"]}
     missing = [h for h in asked if h.lower() not in received]
     assert not missing, f"oauth2-proxy's /oauth2/auth does not set {missing}; the upstream never gets them"
+
+
+TOKEN_HEADERS = ("authorization", "x-auth-request-access-token")
+
+
+def test_no_token_reaches_the_app_by_default(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, applied_objects: harness.AppliedObjects
+) -> None:
+    """Apps get who the user is, not a token they could replay elsewhere (opt-in per app)."""
+    asked = {
+        h.strip().lower()
+        for ing in applied_objects.ingresses
+        for h in (ing["metadata"].get("annotations") or {})
+        .get("nginx.ingress.kubernetes.io/auth-response-headers", "")
+        .split(",")
+    }
+    assert not asked & set(TOKEN_HEADERS)
+    headers = {k.lower(): v for k, v in echoed(log_in(stack, browser))["headers"].items()}
+    assert not [h for h in TOKEN_HEADERS if headers.get(h)], headers
+    auth = browser.get("/oauth2/auth")
+    assert auth.status_code == 202
+    assert not [h for h in TOKEN_HEADERS if auth.headers.get(h)], dict(auth.headers)
 
 
 def test_the_session_cookie_is_host_only_secure_and_http_only(
@@ -168,6 +190,27 @@ def test_oauth2_auth_with_the_session_cookie_is_202(
     response = browser.get("/oauth2/auth")
     assert response.status_code == 202
     assert response.headers.get("X-Auth-Request-Email") == stack.user.email
+
+
+# ---- signing out ---------------------------------------------------------------------------
+
+
+def test_sign_out_ends_the_session(
+    stack: harness.LoginStack, browser: harness.ScriptedBrowser, applied_objects: harness.AppliedObjects
+) -> None:
+    assert echoed(log_in(stack, browser))["upstream"] == "colors-web"
+    name = cookie_name(applied_objects)
+    assert browser.cookie(name)
+
+    response = browser.get("/oauth2/sign_out")
+    assert response.status_code == 302, response.text[:300]
+    target = urllib.parse.urlsplit(urllib.parse.urljoin(response.url, response.headers["Location"]))
+    assert target.hostname in {stack.host, None} or target.scheme == "https", response.headers["Location"]
+    assert browser.cookie(name) is None, "sign-out left the session cookie in the browser"
+    assert browser.get("/oauth2/auth").status_code == 401
+    again = browser.get("/")
+    assert again.status_code == 302
+    assert again.headers["Location"].startswith(f"https://{stack.host}/oauth2/start?rd="), hops(browser)
 
 
 # ---- tampering and open redirects -----------------------------------------------------------

@@ -66,7 +66,18 @@ from .objects import (
     referenced_secret_names,
     secret_value,
 )
-from .stack import Binaries, IdpUser, LoginStack, http_ok, idp_argv, login_stack, oauth2_proxy_service_key
+from .stack import (
+    Binaries,
+    IdpSettings,
+    IdpUser,
+    LoginStack,
+    TokenRequest,
+    http_ok,
+    idp_argv,
+    login_stack,
+    oauth2_proxy_service_key,
+    write_users_file,
+)
 from .tls import write_test_pki, write_tls_secret_files
 from .upstream import EchoUpstream, RecordedRequest
 
@@ -83,6 +94,7 @@ __all__ = [
     "Binaries",
     "EchoUpstream",
     "Hop",
+    "IdpSettings",
     "IdpUser",
     "Invocation",
     "Location",
@@ -92,6 +104,7 @@ __all__ = [
     "RecordedRequest",
     "ScriptedBrowser",
     "Server",
+    "TokenRequest",
     "UnsupportedObject",
     "auth_location_name",
     "auth_response_header_lines",
@@ -116,4 +129,5 @@ __all__ = [
     "signin_location_name",
     "write_test_pki",
     "write_tls_secret_files",
+    "write_users_file",
 ]

@@ -7,7 +7,7 @@ import http.cookiejar
 import socket
 import typing as t
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,25 +79,26 @@ class ScriptedBrowser:
     """A scripted browser: a ``requests.Session`` that follows redirects by hand, keeps cookies,
     and fills in the IdP's login form.
 
-    HTTPS requests for the site host on port 443 go to nginx's local port (like a DNS entry
-    pointing the name at this machine); HTTP requests go only to 127.0.0.1 (the IdP); anything
-    else raises :class:`OffSiteRequest` — redirects off the test's hosts are reported, never
-    followed. Unlike a real browser it ignores SameSite; the flow here is top-level navigation,
-    where Lax cookies are sent anyway.
+    HTTPS requests for the site's hosts on port 443 go to nginx's local port (like a DNS entry
+    pointing the names at this machine; paths are relative to the first host); HTTP requests go
+    only to 127.0.0.1 (the IdP); anything else raises :class:`OffSiteRequest` — redirects off the
+    test's hosts are reported, never followed. Unlike a real browser it ignores SameSite; the flow
+    here is top-level navigation, where Lax cookies are sent anyway.
     """
 
-    def __init__(self, site_host: str, nginx_port: int, ca_file: Path) -> None:
-        self.site_host = site_host
+    def __init__(self, site_hosts: str | Sequence[str], nginx_port: int, ca_file: Path) -> None:
+        self.hosts = [site_hosts] if isinstance(site_hosts, str) else list(site_hosts)
+        self.site_host = self.hosts[0]
         self.session = requests.Session()
         # Hermetic: no proxy and no CA bundle from the environment (REQUESTS_CA_BUNDLE would
         # replace session.verify), no ~/.netrc.
         self.session.trust_env = False
         self.session.verify = str(ca_file)
-        self.session.mount("https://", _PinnedAdapter({(site_host, 443): ("127.0.0.1", nginx_port)}))
+        self.session.mount("https://", _PinnedAdapter({(host, 443): ("127.0.0.1", nginx_port) for host in self.hosts}))
         self.history: list[Hop] = []
 
-    def site_url(self, path: str) -> str:
-        return f"https://{self.site_host}{path}"
+    def site_url(self, path: str, host: str | None = None) -> str:
+        return f"https://{host or self.site_host}{path}"
 
     def request(self, method: str, url: str, **kwargs: t.Any) -> requests.Response:
         parsed = urllib.parse.urlsplit(url)
@@ -107,32 +108,39 @@ class ScriptedBrowser:
         self.history.append(Hop(method, url, response.status_code, response.headers.get("Location")))
         return response
 
-    def get(self, url_or_path: str, **kwargs: t.Any) -> requests.Response:
-        url = self.site_url(url_or_path) if url_or_path.startswith("/") else url_or_path
+    def get(self, url_or_path: str, *, host: str | None = None, **kwargs: t.Any) -> requests.Response:
+        url = self.site_url(url_or_path, host) if url_or_path.startswith("/") else url_or_path
         return self.request("GET", url, **kwargs)
 
     def is_on_test_hosts(self, url: str) -> bool:
         parsed = urllib.parse.urlsplit(url)
-        return (parsed.scheme, parsed.hostname, parsed.port) in {("https", self.site_host, None)} or (
+        return (parsed.scheme == "https" and parsed.hostname in self.hosts and parsed.port is None) or (
             parsed.scheme == "http" and parsed.hostname == "127.0.0.1"
         )
 
     def navigate(
-        self, url_or_path: str, *, credentials: tuple[str, str] | None = None, max_hops: int = 12
+        self,
+        url_or_path: str,
+        *,
+        credentials: tuple[str, str] | None = None,
+        host: str | None = None,
+        max_hops: int = 12,
     ) -> requests.Response:
         """GET and follow redirects (and the IdP's login form with ``credentials``) to the end.
 
-        Stops at the first response that is neither a redirect nor a login form, or at a
-        redirect that leaves the test's hosts (returned unfollowed: check its Location).
+        Stops at the first response that is neither a redirect nor a login form, at a login form
+        that refused the credentials (401), or at a redirect that leaves the test's hosts
+        (returned unfollowed: check its Location).
         """
-        response = self.get(url_or_path)
+        response = self.get(url_or_path, host=host)
         for _hop in range(max_hops):
             if response.is_redirect:
                 target = urllib.parse.urljoin(response.url, response.headers["Location"])
                 if not self.is_on_test_hosts(target):
                     return response
                 response = self.request("GET", target)
-            elif credentials and self.is_login_form(response):
+            elif credentials and self.is_login_form(response) and response.status_code != 401:
+                # (401: the IdP refused the credentials and shows the form again; stop there.)
                 response = self.submit_login(response, *credentials)
             else:
                 return response
@@ -153,17 +161,20 @@ class ScriptedBrowser:
     def cookies(self) -> list[http.cookiejar.Cookie]:
         return list(t.cast("Iterable[http.cookiejar.Cookie]", self.session.cookies))
 
-    def cookie(self, name: str) -> str | None:
+    def cookie(self, name: str, host: str | None = None) -> str | None:
+        """The value of cookie ``name`` the browser holds for ``host`` (default: the site host)."""
         for cookie in self.cookies():
-            if cookie.name == name:
+            if cookie.name == name and cookie.domain == (host or self.site_host):
                 return cookie.value
         return None
 
-    def set_cookie(self, name: str, value: str) -> None:
+    def set_cookie(self, name: str, value: str, host: str | None = None) -> None:
+        """Replace cookie ``name`` of ``host`` (default: the site host), e.g. with a tampered or old value."""
+        host = host or self.site_host
         for cookie in self.cookies():
-            if cookie.name == name:
+            if cookie.name == name and cookie.domain == host:
                 self.session.cookies.clear(cookie.domain, cookie.path, cookie.name)
-        self.session.cookies.set(name, value, domain=self.site_host, path="/", secure=True)
+        self.session.cookies.set(name, value, domain=host, path="/", secure=True)
 
 
 def iter_hops(hops: Iterable[Hop]) -> Iterator[str]:

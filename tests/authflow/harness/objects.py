@@ -37,12 +37,39 @@ class AppliedObjects:
     tls_secrets: Mapping[str, Mapping[str, t.Any]] = field(default_factory=dict)
 
     @property
+    def hosts(self) -> list[str]:
+        """Every host the Ingresses serve: the oauth2-proxy Ingress's hosts first, in its order
+        (the stack model's: main host first), then any other, sorted."""
+        first = [
+            rule["host"]
+            for ing in self.ingresses
+            if self._is_oauth2_proxy_ingress(ing)
+            for rule in ing["spec"].get("rules") or []
+        ]
+        others = sorted(
+            {rule["host"] for ing in self.ingresses for rule in ing["spec"].get("rules") or []} - set(first)
+        )
+        return list(dict.fromkeys([*first, *others]))
+
+    @property
     def host(self) -> str:
-        """The one host the Ingresses serve (the site)."""
-        hosts: list[str] = sorted({rule["host"] for ing in self.ingresses for rule in ing["spec"].get("rules", [])})
-        if len(hosts) != 1:
-            raise UnsupportedObject(f"expected the Ingresses to serve exactly one host, got {hosts}")
+        """The site: the one host the Ingresses serve, or the first host of oauth2-proxy's Ingress."""
+        hosts = self.hosts
+        if not hosts:
+            raise UnsupportedObject("the Ingresses serve no host")
+        if len(hosts) > 1 and not any(self._is_oauth2_proxy_ingress(ing) for ing in self.ingresses):
+            raise UnsupportedObject(f"several hosts {hosts} and no oauth2-proxy Ingress naming the main one")
         return hosts[0]
+
+    def _is_oauth2_proxy_ingress(self, ingress: Mapping[str, t.Any]) -> bool:
+        meta = self.deployment["metadata"]
+        if ingress["metadata"].get("namespace") != meta["namespace"]:
+            return False
+        return any(
+            (p.get("backend") or {}).get("service", {}).get("name") == meta["name"]
+            for rule in ingress["spec"].get("rules") or []
+            for p in rule["http"]["paths"]
+        )
 
 
 def secret_value(secrets: Mapping[str, Mapping[str, t.Any]], name: str, key: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -26,10 +27,35 @@ from .upstream import EchoUpstream
 
 @dataclass(frozen=True)
 class IdpUser:
+    """One user of the test IdP: ``groups`` and ``roles`` become the id_token's claims of those names."""
+
     username: str = "jane"
     password: str = "correct horse battery staple"  # noqa: S105 - a test user of a test IdP
     email: str = "jane@example.com"
-    groups: str = "zerotrust-users"
+    groups: tuple[str, ...] = ("zerotrust-users",)
+    roles: tuple[str, ...] = ()
+
+    @property
+    def credentials(self) -> tuple[str, str]:
+        return self.username, self.password
+
+    def as_json(self) -> dict[str, t.Any]:
+        """The entry of the IdP's ``--users-file``."""
+        return {
+            "username": self.username,
+            "password": self.password,
+            "email": self.email,
+            "groups": list(self.groups),
+            "roles": list(self.roles),
+        }
+
+
+@dataclass(frozen=True)
+class IdpSettings:
+    """Token lifetimes of the test IdP (Go durations); the defaults are mockoidc's."""
+
+    access_ttl: str = "10m"
+    refresh_ttl: str = "1h"
 
 
 @dataclass(frozen=True)
@@ -40,40 +66,89 @@ class Binaries:
 
 
 def idp_argv(
-    binary: str, *, listen: str, issuer_file: Path, client_id: str, client_secret: str, user: IdpUser
+    binary: str,
+    *,
+    listen: str,
+    issuer_file: Path,
+    client_id: str,
+    client_secret: str,
+    users_file: Path,
+    settings: IdpSettings | None = None,
 ) -> list[str]:
-    """The testbed IdP (testbed/idp: mockoidc with a login form) for one client and one user."""
+    """The testbed IdP (testbed/idp: mockoidc with a login form) for one client and the users in
+    ``users_file`` (see :func:`write_users_file`)."""
+    settings = settings or IdpSettings()
     return [
         binary,
         f"--listen={listen}",
         f"--issuer-file={issuer_file}",
         f"--client-id={client_id}",
         f"--client-secret={client_secret}",
-        f"--username={user.username}",
-        f"--password={user.password}",
-        f"--email={user.email}",
-        f"--groups={user.groups}",
+        f"--users-file={users_file}",
+        f"--access-ttl={settings.access_ttl}",
+        f"--refresh-ttl={settings.refresh_ttl}",
     ]
+
+
+def write_users_file(path: Path, users: Sequence[IdpUser]) -> Path:
+    names = [user.username for user in users]
+    if not users or len(set(names)) != len(names):
+        raise ValueError(f"the IdP needs users with distinct names, got {names}")
+    path.write_text(json.dumps([user.as_json() for user in users], indent=2))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """One call of the IdP's token endpoint (testbed/idp's ``/testbed/token-requests``)."""
+
+    grant_type: str
+    status: int
+    subject: str
+    refresh_token_issued: bool
 
 
 @dataclass
 class LoginStack:
     """The running login flow: nginx (the ingress), oauth2-proxy, the IdP and stand-in upstreams."""
 
-    host: str
+    host: str  # the main host (zerotrust_aks_host)
+    hosts: list[str]  # every host the Ingresses serve, main host first
     nginx_port: int
     ca_file: Path
     issuer_url: str
     oauth2_proxy_address: str
     invocation: Invocation
     upstreams: dict[str, EchoUpstream]  # by service_key()
-    user: IdpUser
+    users: dict[str, IdpUser]  # by username, in the order given
     nginx_conf: Path
     log_dir: Path
     processes: list[ManagedProcess] = field(default_factory=list)
 
+    @property
+    def user(self) -> IdpUser:
+        """The first user (the one a test means when it does not care who logs in)."""
+        return next(iter(self.users.values()))
+
     def browser(self) -> ScriptedBrowser:
-        return ScriptedBrowser(self.host, self.nginx_port, self.ca_file)
+        return ScriptedBrowser(self.hosts, self.nginx_port, self.ca_file)
+
+    def change_idp_user(self, username: str, **change: t.Any) -> None:
+        """Change a user at the IdP while sessions are open (``groups``, ``roles``, ``disabled``);
+        the IdP answers the next refresh with the change. The stack's ``users`` keep the original."""
+        base = self.issuer_url.removesuffix("/oidc")
+        requests.post(f"{base}/testbed/users/{username}", json=change, timeout=5).raise_for_status()
+
+    def token_requests(self) -> list[TokenRequest]:
+        """Every call of the IdP's token endpoint so far, oldest first."""
+        base = self.issuer_url.removesuffix("/oidc")
+        answer = requests.get(f"{base}/testbed/token-requests", timeout=5)
+        answer.raise_for_status()
+        return [
+            TokenRequest(e["grant_type"], e["status"], e.get("subject", ""), e["refresh_token_issued"])
+            for e in answer.json()
+        ]
 
     def check_running(self) -> None:
         for process in self.processes:
@@ -92,7 +167,8 @@ def login_stack(
     binaries: Binaries,
     work_dir: Path,
     *,
-    user: IdpUser | None = None,
+    users: Sequence[IdpUser] = (IdpUser(),),
+    idp_settings: IdpSettings | None = None,
     stand_in_services: Sequence[str] = (),
     oauth2_proxy_service: str | None = None,
     lifetime_s: int = 600,
@@ -105,7 +181,6 @@ def login_stack(
     oauth2-proxy Service, which is the real oauth2-proxy. ``stand_in_services`` (service keys) get
     one too even when no Ingress routes to them, so a test can prove that nothing reaches them.
     """
-    user = user or IdpUser()
     log_dir = work_dir / "logs"
     state_dir = work_dir / "nginx"
     for sub in ("", "client-body", "proxy-temp", "fastcgi-temp", "uwsgi-temp", "scgi-temp"):
@@ -126,7 +201,8 @@ def login_stack(
                 issuer_file=issuer_file,
                 client_id=client_id,
                 client_secret=client_secret,
-                user=user,
+                users_file=write_users_file(work_dir / "idp-users.json", users),
+                settings=idp_settings,
             ),
             log_dir,
             inherit_env=False,
@@ -160,8 +236,8 @@ def login_stack(
             upstreams[key] = EchoUpstream(key.split(".")[0]).start()
             addresses[key] = upstreams[key].address
 
-        host = objects.host
-        pki = write_test_pki(work_dir / "pki", [host])
+        host, hosts = objects.host, objects.hosts
+        pki = write_test_pki(work_dir / "pki", hosts)
         certificates: dict[str, tuple[Path, Path]] = {}
         for ing in objects.ingresses:
             for entry in ing["spec"].get("tls") or []:
@@ -171,16 +247,20 @@ def login_stack(
                         objects.tls_secrets[key], work_dir / "tls", key.replace("/", "_")
                     )
                 else:
-                    certificates[key] = (pki[f"{host}.crt"], pki[f"{host}.key"])
+                    certificates[key] = (pki["site.crt"], pki["site.key"])
 
         nginx_port = free_port()
         servers = servers_from_ingresses(
             objects.ingresses, addresses, certificates, objects.controller_config, ingress_class
         )
-        (site,) = [server for server in servers if server.host == host]
         # Our certificates chain to the test CA; a Secret's certificate (the tls role signs it
-        # itself) is its own trust anchor.
-        ca_file = pki["ca"] if site.certificate.is_relative_to(work_dir / "pki") else site.certificate
+        # itself) is its own trust anchor: the browser trusts all of them.
+        anchors = dict.fromkeys(
+            pki["ca"] if server.certificate.is_relative_to(work_dir / "pki") else server.certificate
+            for server in servers
+        )
+        ca_file = work_dir / "trusted.pem"
+        ca_file.write_text("".join(anchor.read_text() for anchor in anchors))
         conf = state_dir / "nginx.conf"
         conf.write_text(
             nginx_config(
@@ -204,13 +284,14 @@ def login_stack(
 
         yield LoginStack(
             host=host,
+            hosts=hosts,
             nginx_port=nginx_port,
             ca_file=ca_file,
             issuer_url=issuer_url,
             oauth2_proxy_address=oauth2_proxy_address,
             invocation=invocation,
             upstreams=upstreams,
-            user=user,
+            users={user.username: user for user in users},
             nginx_conf=conf,
             log_dir=log_dir,
             processes=processes,

@@ -14,7 +14,8 @@ from testkit.pki import CertificateAuthority, write_private
 def write_test_pki(directory: Path, hosts: Sequence[str]) -> dict[str, Path]:
     """A throw-away CA and one serving certificate per name in ``hosts`` (plus a default one).
 
-    Returns paths: ``ca``, and ``<host>.crt`` / ``<host>.key`` for every host and for "default".
+    Returns paths: ``ca``, ``<host>.crt`` / ``<host>.key`` for every host and for "default", and
+    ``site.crt`` / ``site.key`` naming all ``hosts`` (for a TLS entry that lists several).
     """
     ca = CertificateAuthority("zerotrust-aks authflow test CA", valid_for=datetime.timedelta(days=1))
     paths = {"ca": ca.write(directory / "ca.crt")}
@@ -23,6 +24,9 @@ def write_test_pki(directory: Path, hosts: Sequence[str]) -> dict[str, Path]:
         dns = host if host != "default" else "ingress.local"
         cert, key = ca.issue_server(dns, dns=[dns]).write(directory / f"{host}.crt", directory / f"{host}.key")
         paths[f"{host}.crt"], paths[f"{host}.key"] = cert, key
+    if hosts:
+        site = ca.issue_server(hosts[0], dns=hosts).write(directory / "site.crt", directory / "site.key")
+        paths["site.crt"], paths["site.key"] = site
     return paths
 
 

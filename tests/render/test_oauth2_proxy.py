@@ -292,3 +292,27 @@ def test_the_guard_lists_are_disjoint_and_well_formed() -> None:
     assert not set(role_flags) & set(weakening)
     for flag in role_flags + weakening:
         assert re.fullmatch(r"--[a-z0-9][a-z0-9-]*\*?", flag), flag
+
+
+REFUSED_INPUTS = [
+    ({"oauth2_proxy_email_domains": ["example.com"]}, "oauth2_proxy_email_domains is no longer an input"),
+    (
+        {
+            "zerotrust_aks_apps": [
+                {"name": "shop", "namespace": "shop", "port": 80, "path": "/shop", "headers": ["user", "access_token"]}
+            ],
+            "oauth2_proxy_pass_access_token": False,
+        },
+        "oauth2_proxy_pass_access_token is false, but shop asks for the access_token header",
+    ),
+    ({"oauth2_proxy_backend_logout_url": "logout"}, "oauth2_proxy_backend_logout_url must be an http(s) URL"),
+]
+
+
+@pytest.mark.parametrize(("values", "message"), REFUSED_INPUTS, ids=["email-domains", "token", "logout-url"])
+def test_inputs_that_would_silently_do_the_wrong_thing_are_refused(
+    render_profile: RenderProfile, values: dict[str, t.Any], message: str
+) -> None:
+    render = render_with(render_profile, "local", values, check=False)
+    assert render.result.returncode != 0
+    assert message in " ".join(render.result.output.split()), render.result.output

@@ -18,11 +18,10 @@ import urllib.parse
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from . import harness
+from .checks import cookie_name, echoed, echoed_headers, hops
 from .conftest import StackStarter
-from .test_login_flow import cookie_name, echoed, hops
 
 MAIN = "colors.render.test"
 SHOP_HOST = "shop.render.test"
@@ -65,10 +64,6 @@ def roles_stack(
 ) -> Iterator[harness.LoginStack]:
     with start_stack(scenario_objects("app_roles"), users=[CAROL, DAVE]) as running:
         yield running
-
-
-def headers_of(response: requests.Response) -> dict[str, str]:
-    return {k.lower(): v for k, v in echoed(response)["headers"].items()}
 
 
 def auth_url_of(objects: harness.AppliedObjects, ingress_name: str) -> str:
@@ -120,7 +115,7 @@ def test_each_user_reaches_only_the_apps_of_their_groups(
 
 def test_the_groups_header_reaches_the_app(apps_stack: harness.LoginStack) -> None:
     browser = apps_stack.browser()
-    headers = headers_of(browser.navigate(APPS["shop"][0], credentials=ALICE.credentials))
+    headers = echoed_headers(browser.navigate(APPS["shop"][0], credentials=ALICE.credentials))
     assert headers.get("x-auth-request-groups") == "zerotrust-users,shop-admins", headers
     assert headers.get("x-auth-request-user") == "alice"
     assert headers.get("x-auth-request-email") == "alice@example.com"
@@ -163,9 +158,9 @@ def test_a_user_outside_the_allowed_group_gets_403_from_oauth2_proxy(
 
 def test_the_access_token_header_reaches_only_the_app_that_opted_in(apps_stack: harness.LoginStack) -> None:
     browser = apps_stack.browser()
-    wiki = headers_of(browser.navigate(APPS["wiki"][0], credentials=BOB.credentials))
+    wiki = echoed_headers(browser.navigate(APPS["wiki"][0], credentials=BOB.credentials))
     assert wiki.get("x-auth-request-access-token", "").count(".") == 2, wiki  # a JWT
-    colors = headers_of(browser.navigate(APPS["colors-web"][0]))
+    colors = echoed_headers(browser.navigate(APPS["colors-web"][0]))
     assert "x-auth-request-access-token" not in colors
     assert "authorization" not in colors
 
@@ -188,7 +183,7 @@ def test_a_session_on_one_host_is_not_one_on_the_other(
 
 def test_a_user_with_the_app_role_gets_in(roles_stack: harness.LoginStack) -> None:
     browser = roles_stack.browser()
-    headers = headers_of(browser.navigate("/", credentials=CAROL.credentials))
+    headers = echoed_headers(browser.navigate("/", credentials=CAROL.credentials))
     assert headers.get("x-auth-request-user") == "carol"
     assert headers.get("x-auth-request-groups") == "colors.user", headers
 

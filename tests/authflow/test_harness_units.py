@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import shutil
 import subprocess
 import typing as t
@@ -194,6 +195,52 @@ def test_auth_url_changes_only_the_address() -> None:
     assert location.signin_url == SIGNIN
     assert location.response_headers == ("Authorization", "X-Auth-Request-Email")
     assert location.proxy_buffer_size == "16k"
+
+
+def test_auth_url_query_string_reaches_the_auth_subrequest_as_annotated(tmp_path: Path) -> None:
+    """ingress-nginx writes ``set $target <auth-url>; proxy_pass $target;``: the query (the per-app
+    allowed_groups) goes to oauth2-proxy exactly as annotated."""
+    query = "allowed_groups=shop-admins,wiki%20readers"
+    ingress = web_ingress(**{"nginx.ingress.kubernetes.io/auth-url": f"{AUTH_URL}?{query}"})
+    (location,) = harness.ingress_locations(ingress, ADDRESSES)[HOST]
+    assert location.auth_url == f"http://127.0.0.1:14180/oauth2/auth?{query}"
+    servers = harness.servers_from_ingresses([ingress, oauth2_ingress()], ADDRESSES, CERTS)
+    config = harness.nginx_config(
+        servers,
+        listen="127.0.0.1:18443",
+        state_dir=tmp_path,
+        default_certificate=(Path("/tls/default.crt"), Path("/tls/default.key")),
+    )
+    auth = _block(config, "location = /_external-auth-Lw-Prefix {")
+    assert f"set $target http://127.0.0.1:14180/oauth2/auth?{query};" in auth
+    assert "proxy_pass $target;" in auth
+
+
+def test_hosts_put_the_oauth2_proxy_ingress_first() -> None:
+    other = "shop.example.test"
+    oauth2 = oauth2_ingress()
+    oauth2["spec"]["rules"].append({**oauth2["spec"]["rules"][0], "host": other})
+    shop = copy.deepcopy(web_ingress())
+    shop["spec"]["rules"][0]["host"] = other
+    objects = harness.AppliedObjects(deployment(), SECRETS, [shop, web_ingress(), oauth2])
+    assert objects.hosts == [HOST, other]
+    assert objects.host == HOST
+    without_oauth2 = harness.AppliedObjects(deployment(), SECRETS, [shop, web_ingress()])
+    with pytest.raises(harness.UnsupportedObject, match="several hosts"):
+        _ = without_oauth2.host
+
+
+def test_idp_users_file_holds_groups_and_roles_and_refuses_twins(tmp_path: Path) -> None:
+    carol = harness.IdpUser("carol", "pw", "carol@example.test", groups=(), roles=("colors.user",))
+    path = harness.write_users_file(tmp_path / "users.json", [harness.IdpUser(), carol])
+    users = json.loads(path.read_text())
+    assert users[1] == {
+        "username": "carol", "password": "pw", "email": "carol@example.test", "groups": [], "roles": ["colors.user"],
+    }  # fmt: skip
+    assert users[0]["groups"] == ["zerotrust-users"]
+    assert path.stat().st_mode & 0o077 == 0
+    with pytest.raises(ValueError, match="distinct"):
+        harness.write_users_file(tmp_path / "twins.json", [carol, carol])
 
 
 def test_without_auth_url_the_other_auth_annotations_do_nothing() -> None:

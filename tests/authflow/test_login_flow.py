@@ -9,33 +9,13 @@ redirect targets.
 
 from __future__ import annotations
 
-import json
-import typing as t
 import urllib.parse
 
 import pytest
 import requests
 
 from . import harness
-
-COOKIE_NAME_FLAG = "--cookie-name"
-
-
-def cookie_name(objects: harness.AppliedObjects) -> str:
-    (name,) = harness.deployed_flag(objects.deployment, COOKIE_NAME_FLAG)
-    return name
-
-
-def echoed(response: requests.Response) -> dict[str, t.Any]:
-    """The stand-in upstream's JSON answer (fails when the response is not from it)."""
-    assert response.status_code == 200, f"{response.status_code} from {response.url}: {response.text[:300]}"
-    assert response.headers.get("Content-Type") == "application/json", response.text[:300]
-    answer: dict[str, t.Any] = json.loads(response.text)
-    return answer
-
-
-def hops(browser: harness.ScriptedBrowser) -> str:
-    return "\n".join(harness.iter_hops(browser.history))
+from .checks import cookie_name, echoed, hops
 
 
 def log_in(stack: harness.LoginStack, browser: harness.ScriptedBrowser, path: str = "/") -> requests.Response:

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 import pytest
 
 from . import harness
+from .checks import cookie_name, echoed, hops, sent_to_login
 from .conftest import StackStarter
-from .test_login_flow import cookie_name, echoed, hops
 
 LIFETIME_S = 6
 REFRESH_S = 2
@@ -51,13 +51,6 @@ def refresh_grants(stack: harness.LoginStack, subject: str | None = None) -> lis
         for r in stack.token_requests()
         if r.grant_type == "refresh_token" and (subject is None or r.subject == subject)
     ]
-
-
-def sent_to_login(stack: harness.LoginStack, response: t.Any) -> bool:
-    return bool(
-        response.status_code == 302
-        and response.headers["Location"].startswith(f"https://{stack.host}/oauth2/start?rd=")
-    )
 
 
 def test_the_deployment_carries_the_short_session_flags(session_objects: harness.AppliedObjects) -> None:
@@ -108,11 +101,11 @@ def test_an_idle_session_ends_after_the_lifetime(
 
     time.sleep(PAST_LIFETIME_S)
     response = browser.get("/")
-    assert sent_to_login(session_stack, response), hops(browser)
+    assert sent_to_login(response, session_stack.host), hops(browser)
     # Not only the browser's doing (the cookie's Max-Age): oauth2-proxy refuses the old cookie.
     browser.set_cookie(name, old_cookie)
     assert browser.get("/oauth2/auth").status_code == 401
-    assert sent_to_login(session_stack, browser.get("/")), hops(browser)
+    assert sent_to_login(browser.get("/"), session_stack.host), hops(browser)
 
 
 def test_an_active_session_lives_on_through_refreshes(session_stack: harness.LoginStack) -> None:
@@ -139,11 +132,11 @@ def test_a_user_removed_from_the_group_loses_access_at_the_next_refresh(
 
     time.sleep(PAST_REFRESH_S)
     response = browser.get("/")
-    assert sent_to_login(session_stack, response), hops(browser)
+    assert sent_to_login(response, session_stack.host), hops(browser)
     assert [r.status for r in refresh_grants(session_stack, "gina")] == [200]
     # The browser may keep a cookie (nginx passes on only the first of oauth2-proxy's two
     # Set-Cookie lines: the refreshed session, not its removal), but it no longer opens the app.
-    assert sent_to_login(session_stack, browser.get("/")), hops(browser)
+    assert sent_to_login(browser.get("/"), session_stack.host), hops(browser)
     # Logging in again: the IdP signs her in, oauth2-proxy refuses her.
     again = browser.navigate("/", credentials=GINA.credentials)
     assert again.status_code == 403, hops(browser)
@@ -158,7 +151,7 @@ def test_a_disabled_user_loses_access_at_the_next_refresh(session_stack: harness
 
     time.sleep(PAST_REFRESH_S)
     response = browser.get("/")
-    assert sent_to_login(session_stack, response), hops(browser)
+    assert sent_to_login(response, session_stack.host), hops(browser)
     statuses = {r.status for r in refresh_grants(session_stack)[before:]}
     assert statuses == {400}, "oauth2-proxy did not try to refresh, or the IdP let it"  # invalid_grant
     form = browser.navigate("/", credentials=ERIN.credentials)

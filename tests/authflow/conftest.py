@@ -15,6 +15,7 @@ Where the objects come from:
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import dataclasses
 import fcntl
 import os
@@ -91,15 +92,24 @@ def rendered_cluster_layer(ansible_env: dict[str, str], tmp_path_factory: pytest
 def scenario_objects(
     ansible_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], harness.AppliedObjects]:
-    """``scenario_objects(name)``: the objects rendered with ``scenarios/<name>.yml`` as extra vars
-    (each scenario rendered once per session)."""
+    """``scenario_objects(name)``: the objects rendered with ``scenarios/<name>.yml`` as extra vars.
+
+    The first call renders every scenario at once (one ansible-playbook each, in parallel: a
+    render is mostly Ansible's start-up and waiting), later calls take the result.
+    """
     rendered: dict[str, harness.AppliedObjects] = {}
 
+    def render(name: str) -> Path:
+        return render_cluster_layer(ansible_env, tmp_path_factory, f"authflow-{name}", [SCENARIOS / f"{name}.yml"])
+
     def objects(name: str) -> harness.AppliedObjects:
-        if name not in rendered:
-            vars_file = SCENARIOS / f"{name}.yml"
-            render_dir = render_cluster_layer(ansible_env, tmp_path_factory, f"authflow-{name}", [vars_file])
-            rendered[name] = objects_with_generated_secrets(render_dir)
+        if not (SCENARIOS / f"{name}.yml").is_file():
+            raise LookupError(f"no scenario {name!r} in {SCENARIOS}")
+        if not rendered:
+            names = sorted(path.stem for path in SCENARIOS.glob("*.yml"))
+            with concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
+                for scenario, render_dir in zip(names, pool.map(render, names), strict=True):
+                    rendered[scenario] = objects_with_generated_secrets(render_dir)
         return rendered[name]
 
     return objects

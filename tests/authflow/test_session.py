@@ -4,8 +4,9 @@ Scenario ``short_session`` (``scenarios/short_session.yml``): lifetime ``6s`` (o
 ``--cookie-expire``), refresh ``2s`` (``--cookie-refresh``). oauth2-proxy checks a session older
 than the refresh interval with the IdP (a ``refresh_token`` grant, possible because the scope
 asks for ``offline_access``), re-reads the groups and saves the cookie again; the lifetime counts
-from that save. So an idle browser must log in again after the lifetime, an active one keeps its
-session while the IdP keeps saying yes, and a change at the IdP (group removed, user disabled)
+from that save. The IdP's tokens live 4s, shorter than the session, as at Entra ID. So an idle
+browser must log in again after the lifetime, an active one keeps its session while the IdP
+keeps saying yes, and a change at the IdP (group removed, user disabled)
 takes effect within one refresh interval.
 """
 
@@ -28,6 +29,7 @@ REFRESH_S = 2
 # whole seconds.
 PAST_REFRESH_S = REFRESH_S + 1.3
 PAST_LIFETIME_S = LIFETIME_S + 1.2
+TOKEN_TTL_S = 4
 
 JANE = harness.IdpUser("jane", "jane-pw", "jane@example.com", groups=("zerotrust-users",))
 GINA = harness.IdpUser("gina", "gina-pw", "gina@example.com", groups=("zerotrust-users",))
@@ -41,7 +43,9 @@ def session_objects(scenario_objects: t.Callable[[str], harness.AppliedObjects])
 
 @pytest.fixture(scope="module")
 def session_stack(session_objects: harness.AppliedObjects, start_stack: StackStarter) -> Iterator[harness.LoginStack]:
-    with start_stack(session_objects, users=[JANE, GINA, ERIN]) as running:
+    # Tokens shorter-lived than the session, as at Entra ID: only refreshes keep it going.
+    settings = harness.IdpSettings(access_ttl=f"{TOKEN_TTL_S}s")
+    with start_stack(session_objects, users=[JANE, GINA, ERIN], idp_settings=settings) as running:
         yield running
 
 
@@ -118,6 +122,8 @@ def test_an_active_session_lives_on_through_refreshes(session_stack: harness.Log
     while time.monotonic() - started < LIFETIME_S + 3:
         time.sleep(1.5)
         assert echoed(browser.get("/"))["upstream"] == "colors-web", hops(browser)
+    # Past the session lifetime and twice the tokens' lifetime, on refreshed tokens.
+    assert time.monotonic() - started > max(LIFETIME_S, 2 * TOKEN_TTL_S)
     assert len(refresh_grants(session_stack)) - before >= 3
 
 

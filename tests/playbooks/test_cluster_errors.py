@@ -13,6 +13,7 @@ STACK = {
     "zerotrust_aks_host": "colors.errors.test",
     "zerotrust_aks_oidc_issuer_url": "https://idp.errors.test",
     "zerotrust_aks_client_id": "errors-test",
+    "zerotrust_aks_allowed_groups": ["zerotrust-users"],
     "zerotrust_aks_render_dir": "",
 }
 

@@ -30,6 +30,7 @@ def stack_vars(testbed: LocalTestbed) -> dict[str, object]:
         "zerotrust_aks_host": "colors.own.test",
         "zerotrust_aks_oidc_issuer_url": "https://idp.own.test",
         "zerotrust_aks_client_id": "own-test",
+        "zerotrust_aks_allowed_groups": ["zerotrust-users"],
         "zerotrust_aks_client_secret": secrets.token_urlsafe(24),
         "zerotrust_aks_render_dir": "",
         "zerotrust_aks_ingress_controller": "none",

@@ -122,7 +122,7 @@ def is_claim_name(value: t.Any) -> bool:
 
 def is_email_domain(value: t.Any) -> bool:
     """An --email-domain value: "*" (any) or a DNS name (a "." prefix allows subdomains)."""
-    return value == "*" or (isinstance(value, str) and is_dns_name(value.removeprefix(".")))
+    return value == "*" or (isinstance(value, str) and is_dns_name(value[1:] if value.startswith(".") else value))
 
 
 def is_http_path(value: t.Any) -> bool:

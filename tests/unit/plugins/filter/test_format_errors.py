@@ -70,7 +70,46 @@ CASES = [
     ("cookie_name", "a b", False),
     ("cookie_secret", "UkVOREVSLWNvb2tpZS1GQUtFLTMyLWJ5dGVzLTAxMjM", True),
     ("cookie_secret", "only-21-characters-xx", False),
+    ("positive_go_duration", "30s", True),
+    ("positive_go_duration", "0s", False),
+    ("positive_go_duration", "0h0m", False),
+    ("group_value", "zerotrust-users", True),
+    ("group_value", "Shop Buyers", True),
+    ("group_value", "00000000-1111-2222-3333-444444444444", True),
+    ("group_value", "a,b", False),
+    ("group_value", " padded", False),
+    ("group_value", "", False),
+    ("app_role_value", "colors.user", True),
+    ("app_role_value", "Task.Read/All", True),
+    ("app_role_value", "colors user", False),
+    ("app_role_value", ".hidden", False),
+    ("app_role_value", "a,b", False),
+    ("app_role_value", "r" * 121, False),
+    ("claim_name", "roles", True),
+    ("claim_name", "realm_access.roles", True),
+    ("claim_name", "my claim", False),
+    ("email_domain", "*", True),
+    ("email_domain", "example.com", True),
+    ("email_domain", ".example.com", True),
+    ("email_domain", "@example.com", False),
+    ("http_path", "/", True),
+    ("http_path", "/shop/v1", True),
+    ("http_path", "shop", False),
+    ("http_path", "/a//b", False),
+    ("http_path", "/(.*)", False),
+    ("header_name", "X-Auth-Request-User", True),
+    ("header_name", "X Auth", False),
+    ("port", 8080, True),
+    ("port", 65536, False),
+    ("port", "80", False),
 ]
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("1h30m", 5400.0), ("8h", 28800.0), ("1m30s", 90.0), ("500ms", 0.5), ("1 h", None)]
+)
+def test_go_durations_are_read_in_seconds(value: str, seconds: float | None) -> None:
+    assert v.go_duration_seconds(value) == seconds
 
 
 @pytest.mark.parametrize(("rule", "value", "valid"), CASES)

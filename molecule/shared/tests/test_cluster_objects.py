@@ -56,7 +56,8 @@ def test_colors_web_ingress_sends_requests_through_oauth2_proxy(api: client.ApiC
     )
     assert annotations["nginx.ingress.kubernetes.io/auth-response-headers"] == AUTH_HEADERS
     assert ingresses[0].spec.ingress_class_name == "nginx"
-    assert ingresses[0].metadata.labels["app.kubernetes.io/component"] == "protected-ingress"
+    labels: dict[str, Any] = ingresses[0].metadata.labels
+    assert labels["app.kubernetes.io/component"] == "protected-ingress"
 
 
 def test_oauth2_proxy_secrets_exist_with_their_keys(api: client.ApiClient) -> None:

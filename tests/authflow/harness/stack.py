@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+from testkit.pki import write_private
 from testkit.ports import free_port
 from testkit.process import ManagedProcess
 
@@ -91,12 +92,11 @@ def idp_argv(
 
 
 def write_users_file(path: Path, users: Sequence[IdpUser]) -> Path:
+    """The IdP's ``--users-file`` for ``users`` (passwords inside: written owner-only)."""
     names = [user.username for user in users]
     if not users or len(set(names)) != len(names):
         raise ValueError(f"the IdP needs users with distinct names, got {names}")
-    path.write_text(json.dumps([user.as_json() for user in users], indent=2))
-    path.chmod(0o600)
-    return path
+    return write_private(path, json.dumps([user.as_json() for user in users], indent=2).encode())
 
 
 @dataclass(frozen=True)

@@ -404,13 +404,14 @@ def finish(errors: list[str], authz: dict[str, t.Any], app_list: list[dict[str, 
     if authz["configured"] or purpose != "apply":
         return
     claim = authz["groups_claim"]
-    roles = ", ".join(role["value"] for role in authz["app_roles"]) or "colors.user"
+    role_values = [role["value"] for role in authz["app_roles"]] or ["colors.user"]
+    roles = ", ".join(role_values)
     apps_note = f" (apps without allowed_groups: {', '.join(unguarded)})" if unguarded and app_list else ""
     errors.append(
         "Nobody is allowed in yet: without a rule oauth2-proxy lets every account the issuer signs in reach the "
         f"apps (on Entra: every member and guest of the tenant){apps_note}. Allow people with one of: "
         f"zerotrust_aks_allowed_groups: [<value of the {claim} claim>] (on aks an app role value such as "
-        f"{roles.split(', ')[0]}, or a group object id with zerotrust_aks_groups_claim: groups); "
+        f"{role_values[0]}, or a group object id with zerotrust_aks_groups_claim: groups); "
         "on aks, zerotrust_aks_app_role_assignments: [{principal_id: <group object id>, principal_type: Group, "
         f"role: <one of {roles}>}}] (with zerotrust_aks_app_role_assignment_required: true); allowed_groups on "
         "every entry of zerotrust_aks_apps (and zerotrust_aks_demo_apps: false, or a global rule, for the demo "

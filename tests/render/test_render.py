@@ -547,7 +547,7 @@ def test_a_role_run_twice_lists_its_objects_once(render_env: dict[str, str], tmp
     objects = [yaml.safe_load(path.read_text()) for path in folder.glob("*.yaml")]
     identities = [(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
     assert len(identities) == len(set(identities)), sorted(identities)
-    kinds = {kind for kind, _, _ in identities}
+    kinds = {identity[0] for identity in identities}
     assert kinds == {"Deployment", "Namespace", "NetworkPolicy", "Service", "ServiceAccount"}
 
 

@@ -333,7 +333,7 @@ def test_user_apps_follow_the_demo_with_defaults_filled_in() -> None:
 
 def test_group_values_are_url_encoded_in_the_auth_url() -> None:
     apps = [{"name": "shop", "namespace": "shop", "path": "/shop", "allowed_groups": ["Shop Buyers", "a&b"]}]
-    (_, shop) = model(**GROUP, zerotrust_aks_apps=apps)["apps"]
+    shop = model(**GROUP, zerotrust_aks_apps=apps)["apps"][1]
     assert shop["auth_url"] == AUTH_URL + "?allowed_groups=Shop%20Buyers,a%26b"
 
 

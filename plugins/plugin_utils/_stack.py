@@ -331,6 +331,7 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
             "zerotrust_aks_allow_all_tenant_users is true: every account the issuer signs in (on Entra every member "
             "and guest of the tenant) reaches the apps that have no allowed_groups of their own."
         )
+    warnings += access.undeclared_roles(authz, apps, platform)
     labels = {"app.kubernetes.io/part-of": instance, "app.kubernetes.io/managed-by": MANAGED_BY}
     return {
         "errors": errors,

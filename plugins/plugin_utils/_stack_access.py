@@ -396,6 +396,23 @@ def demo_entry(stack: t.Mapping[str, t.Any], namespace: str, port: int) -> dict[
     }
 
 
+def undeclared_roles(authz: t.Mapping[str, t.Any], app_list: list[dict[str, t.Any]], platform: t.Any) -> list[str]:
+    """On aks with the roles claim, a value that is no declared app role is in nobody's token."""
+    if platform != "aks" or authz["groups_claim"] != "roles":
+        return []
+    declared = {role["value"] for role in authz["app_roles"]}
+    where = [("zerotrust_aks_allowed_groups", authz["allowed_groups"])]
+    where += [(f"allowed_groups of {app['name']}", app["allowed_groups"]) for app in app_list]
+    return [
+        f"{name} lists {value}, which is not one of zerotrust_aks_app_roles: with the roles claim only the app roles "
+        "of the registration reach the token, so nobody matches it (declare it, or use zerotrust_aks_groups_claim: "
+        "groups for group object ids)."
+        for name, values in where
+        for value in values
+        if value not in declared
+    ]
+
+
 def finish(errors: list[str], authz: dict[str, t.Any], app_list: list[dict[str, t.Any]], purpose: t.Any) -> None:
     """Deny by default: refuse a stack in which somebody could reach an app without any rule."""
     global_rule = authz["configured"]

@@ -229,8 +229,9 @@ def test_short_sessions_for_tests_are_fine() -> None:
 
 
 def test_workload_identity_is_the_default_and_addon_is_warned_about() -> None:
-    assert model(**AKS, **GROUP)["identity"]["mode"] == "workload"
-    assert model(**AKS, **GROUP)["warnings"] == []
+    role = {"zerotrust_aks_allowed_groups": ["colors.user"]}
+    assert model(**AKS, **role)["identity"]["mode"] == "workload"
+    assert model(**AKS, **role)["warnings"] == []
     warnings = model(**AKS, **GROUP, zerotrust_aks_identity_mode="addon")["warnings"]
     assert any("zerotrust_aks_identity_mode is addon" in warning for warning in warnings)
 
@@ -438,3 +439,15 @@ def test_two_apps_with_one_name_in_one_namespace_are_refused() -> None:
 def test_the_retired_colors_web_ingress_inputs_say_where_they_went(name: str) -> None:
     stack = _stack.compute({**DEFAULTS, **HOST, **GROUP}, {name: "x"})
     assert any(error.startswith(f"{name} is no longer an input") for error in stack["errors"])
+
+
+def test_on_aks_a_value_that_is_no_declared_role_is_warned_about() -> None:
+    apps = [{"name": "shop", "namespace": "shop", "path": "/shop", "allowed_groups": ["shop.buyer"]}]
+    stack = model(**AKS, zerotrust_aks_allowed_groups=["colors.user", "colors.admin"], zerotrust_aks_apps=apps)
+    assert stack["errors"] == []
+    warnings = [w for w in stack["warnings"] if "is not one of zerotrust_aks_app_roles" in w]
+    assert [w.split(",")[0] for w in warnings] == [
+        "zerotrust_aks_allowed_groups lists colors.admin",
+        "allowed_groups of shop lists shop.buyer",
+    ]
+    assert not [w for w in model(**AKS, **GROUP, zerotrust_aks_groups_claim="groups")["warnings"] if "app_roles" in w]

@@ -114,6 +114,25 @@ def put_body(
     return body
 
 
+def network_policy_warning(cluster: dict[str, t.Any]) -> str:
+    """A warning when the cluster enforces no NetworkPolicy, else an empty string.
+
+    ``networkProfile.networkPolicy`` is the engine (azure, calico, cilium); empty or ``none``
+    means the API server stores NetworkPolicy objects and nothing enforces them
+    (https://learn.microsoft.com/azure/aks/use-network-policies).
+    """
+    profile = (cluster.get("properties") or {}).get("networkProfile") or {}
+    engine = str(profile.get("networkPolicy") or "").strip().lower()
+    if engine and engine != "none":
+        return ""
+    return (
+        f"managed cluster {cluster.get('name', '')} has no network policy engine (networkProfile.networkPolicy is "
+        f"{engine or 'empty'}): every NetworkPolicy the stack applies (default deny, the webhook and metrics fences, "
+        "colors-web's egress fence) is stored and silently ignored. Enable one (az aks update --network-policy "
+        "azure|calico|cilium) before relying on them."
+    )
+
+
 def outputs(cluster: dict[str, t.Any]) -> dict[str, t.Any]:
     properties = cluster.get("properties") or {}
     identity = addon_profile(cluster).get("identity") or {}
@@ -127,4 +146,5 @@ def outputs(cluster: dict[str, t.Any]) -> dict[str, t.Any]:
         ),
         cluster_id=cluster.get("id", ""),
         location=cluster.get("location", ""),
+        network_policy=str(((properties.get("networkProfile") or {}).get("networkPolicy")) or ""),
     )

@@ -21,6 +21,8 @@ description:
     and an C(Azure-AsyncOperation) header, hence this module.
   - Returns the add-on identity's client id (C(addonProfiles.azureKeyvaultSecretsProvider.identity.clientId))
     and the cluster's OIDC issuer URL.
+  - Warns when the cluster has no network policy engine (C(networkProfile.networkPolicy) empty or C(none)),
+    because then every NetworkPolicy is silently ignored.
 author:
   - zerotrust.aks developers (@zerotrust)
 attributes:
@@ -51,6 +53,10 @@ options:
     description: Also enable the cluster's OIDC issuer and Workload Identity (neither can be disabled here).
     type: bool
     default: false
+  warn_without_network_policy:
+    description: Warn when the cluster enforces no NetworkPolicy.
+    type: bool
+    default: true
   api_version:
     description: Microsoft.ContainerService API version.
     type: str
@@ -111,6 +117,11 @@ location:
   description: Region of the cluster.
   returned: success
   type: str
+network_policy:
+  description: The cluster's network policy engine (C(networkProfile.networkPolicy)); empty when none.
+  returned: success
+  type: str
+  sample: cilium
 """
 
 import typing as t
@@ -118,6 +129,7 @@ import typing as t
 from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
 from ansible_collections.zerotrust.aks.plugins.module_utils._aks_addon import (
     POLL_INTERVAL,
+    network_policy_warning,
     outputs,
     put_body,
     wanted_changes,
@@ -133,6 +145,7 @@ class AksKeyVaultAddon(AzureRMModuleBase):  # type: ignore[misc]
             secret_rotation=dict(type="bool", default=True),
             rotation_poll_interval=dict(type="str", default="2m"),
             workload_identity=dict(type="bool", default=False),
+            warn_without_network_policy=dict(type="bool", default=True),
             api_version=dict(type="str", default="2024-09-01"),
             timeout=dict(type="int", default=1800),
         )
@@ -161,6 +174,9 @@ class AksKeyVaultAddon(AzureRMModuleBase):  # type: ignore[misc]
             cluster = arm.get_or_none(url, params=params)
             if cluster is None:
                 self.fail(f"managed cluster {kwargs['name']} not found in resource group {kwargs['resource_group']}")
+            warning = network_policy_warning(cluster)
+            if warning and kwargs["warn_without_network_policy"]:
+                self.module.warn(warning)
             changes = wanted_changes(cluster, **wanted)
             self.results.update(outputs(cluster), changes=changes)
             if not changes:

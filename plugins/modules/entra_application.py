@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: entra_application
-short_description: Ensure an Entra ID app registration for oauth2-proxy, its service principal and a client secret
+short_description: Ensure an Entra ID app registration for oauth2-proxy, who may sign in to it, and its credential
 version_added: 0.1.0
 description:
   - Finds the application by its display name through Microsoft Graph (C($filter=displayName eq '...')),
@@ -17,12 +17,28 @@ description:
     URI C(https://<host>/oauth2/callback) per host and optional group membership claims; corrects the
     redirect URIs and group claims of an existing one.
   - Ensures the application's service principal (enterprise application) exists.
+  - With O(app_roles), declares these app roles on the application. A new role's id is derived from its value
+    (a name-based UUID), so re-runs find it without keeping state; a value that already exists keeps its id.
+    A role the collection made (its id is derived from its value) that is no longer listed is first disabled,
+    then removed, after its assignments are deleted (Graph refuses to remove an enabled role). Roles with any
+    other id are never changed or removed.
+  - With O(app_role_assignment_required), sets the service principal's C(appRoleAssignmentRequired), so Entra
+    refuses to sign in anyone without an assignment.
+  - With O(app_role_assignments), assigns the listed users and groups to the roles through Graph
+    C(appRoleAssignedTo) and deletes assignments to the roles in O(app_roles) whose principal is not listed.
+    Assignments to roles not in O(app_roles) are never touched.
+  - With O(federated_credentials), ensures these federated identity credentials on the application (for
+    example the oauth2-proxy ServiceAccount of a cluster's OIDC issuer) and deletes the ones named with
+    O(secret_display_name_prefix) that are no longer listed.
+  - With O(client_secret=absent), makes no client secret and removes the ones this collection made (the
+    application then authenticates with a federated credential only).
   - Adds a client secret with C(addPassword), named O(secret_display_name_prefix) plus the creation date and
     valid for O(secret_expiry_days), only when no secret this collection made stays valid for more than
     O(secret_renew_days) days (and, when O(current_key_id) is given, only when that secret is not such a
     one), or when O(rotate_secret=true). Graph shows a secret's value only once, when it is made; the
     module returns it in RV(secret) and the caller must store it (for example in Key Vault).
-  - "Run the task with C(no_log: true): RV(secret) holds the new secret."
+  - "Run the task with C(no_log: true) unless O(client_secret=ignore) or O(client_secret=absent):
+    RV(secret) holds the new secret."
   - Authenticates exactly like azure.azcollection (environment, CLI profile, managed identity, AWX credential).
 author:
   - zerotrust.aks developers (@zerotrust)
@@ -32,7 +48,9 @@ attributes:
   check_mode:
     support: full
   diff_mode:
-    support: none
+    support: full
+    details: The diff lists redirect URIs, app roles, the assignment requirement, assignments, federated
+      credentials and the key ids of the collection's client secrets; never a secret value.
 options:
   display_name:
     description: Display name of the application; the key by which it is found.
@@ -77,6 +95,89 @@ options:
       - When given, only that secret counts as usable, so an empty string forces a new secret. When omitted,
         any usable secret the collection made is kept.
     type: str
+  client_secret:
+    description:
+      - V(present) keeps a usable client secret made by this collection (see above).
+      - V(absent) makes none and removes those the collection made (their display name starts with
+        O(secret_display_name_prefix)); use it with a federated credential.
+      - V(ignore) leaves the client secrets alone, so a task that returns no secret can run without C(no_log)
+        and show its diff.
+    type: str
+    choices: [present, absent, ignore]
+    default: present
+  app_roles:
+    description:
+      - App roles the application declares for users and groups. Omit to leave the application's roles alone.
+    type: list
+    elements: dict
+    suboptions:
+      value:
+        description:
+          - Value in the C(roles) claim; 1-120 ASCII letters, digits and symbols, no spaces, not starting with a dot.
+        type: str
+        required: true
+      display_name:
+        description: Name shown in the assignment dialogs.
+        type: str
+        required: true
+      description:
+        description: Description shown in the assignment dialogs.
+        type: str
+        required: true
+      allowed_member_types:
+        description: C(User) (users and groups) and/or C(Application).
+        type: list
+        elements: str
+        default: [User]
+  app_role_assignment_required:
+    description:
+      - Service principal setting C(appRoleAssignmentRequired). Omit to keep what it has.
+    type: bool
+  app_role_assignments:
+    description:
+      - Users and groups assigned to the roles of O(app_roles). Omit to leave assignments alone.
+      - The assignments to the roles of O(app_roles) become exactly this list.
+    type: list
+    elements: dict
+    suboptions:
+      principal_id:
+        description: Object id of the user or group.
+        type: str
+        required: true
+      principal_type:
+        description: What the principal is; a mismatch with what Graph reports is a warning.
+        type: str
+        choices: [User, Group, ServicePrincipal]
+        default: Group
+      role:
+        description: Value of the app role (one of O(app_roles), or a role the application already has).
+        type: str
+        required: true
+  federated_credentials:
+    description:
+      - Federated identity credentials the application trusts. Omit to leave them alone.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description:
+          - Name (immutable, unique per application).
+          - Start it with O(secret_display_name_prefix) so it is removed when it leaves the list.
+        type: str
+        required: true
+      issuer:
+        description: Token issuer, for AKS the cluster's OIDC issuer URL.
+        type: str
+        required: true
+      subject:
+        description: Subject, for AKS C(system:serviceaccount:<namespace>:<name>).
+        type: str
+        required: true
+      audiences:
+        description: Audience of the token.
+        type: list
+        elements: str
+        default: [api://AzureADTokenExchange]
   rotate_secret:
     description: Add a new secret even when a usable one exists. The old one stays valid until it expires.
     type: bool
@@ -94,11 +195,21 @@ extends_documentation_fragment:
   - azure.azcollection.azure
 notes:
   - The identity running the module needs the Graph permission C(Application.ReadWrite.OwnedBy) (then it must own
-    the application) or C(Application.ReadWrite.All).
+    the application) or C(Application.ReadWrite.All); O(app_role_assignments) also needs
+    C(AppRoleAssignment.ReadWrite.All).
 seealso:
   - name: Microsoft Graph application addPassword
     description: The API that makes client secrets.
     link: https://learn.microsoft.com/graph/api/application-addpassword
+  - name: Microsoft Graph appRole
+    description: App role properties and the rule that a role is disabled before it is removed.
+    link: https://learn.microsoft.com/graph/api/resources/approle
+  - name: Microsoft Graph appRoleAssignedTo
+    description: Assign users and groups to an app role of a service principal.
+    link: https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignedto
+  - name: Microsoft Graph federatedIdentityCredential
+    description: Federated identity credentials on an application.
+    link: https://learn.microsoft.com/graph/api/application-post-federatedidentitycredentials
 """
 
 EXAMPLES = r"""
@@ -108,8 +219,27 @@ EXAMPLES = r"""
     hosts: [colors.example.com]
     group_membership_claims: SecurityGroup
     current_key_id: "{{ stored_key_id | default('') }}"
+    app_roles:
+      - value: colors.user
+        display_name: Colors user
+        description: Signs in to the colors apps
+    app_role_assignment_required: true
+    app_role_assignments:
+      - principal_id: 3f0c8a56-6a3e-4f39-9d5b-1f1b7e0c2d4a  # a group's object id
+        principal_type: Group
+        role: colors.user
   register: app
   no_log: true
+
+- name: Ensure the app registration without a client secret, trusting the oauth2-proxy ServiceAccount
+  zerotrust.aks.entra_application:
+    display_name: zerotrust-aks-oauth2-proxy
+    hosts: [colors.example.com]
+    client_secret: absent
+    federated_credentials:
+      - name: zerotrust-aks-oauth2-proxy
+        issuer: https://westeurope.oic.prod-aks.azure.com/00000000-0000-0000-0000-000000000000/11111111-1111-1111-1111-111111111111/
+        subject: system:serviceaccount:oauth2-proxy:oauth2-proxy
 """
 
 RETURN = r"""
@@ -153,17 +283,43 @@ secret_reason:
   returned: success
   type: str
 removed_secret_key_ids:
-  description: Key ids of expired collection secrets removed on this run.
+  description: Key ids of collection secrets removed on this run (expired ones, or all with O(client_secret=absent)).
+  returned: success
+  type: list
+  elements: str
+app_role_ids:
+  description: Id of each app role of O(app_roles), by value.
+  returned: success
+  type: dict
+  sample: {colors.user: 0f1e5a7c-3b1d-5f5e-9f43-0c4a2c7c1e11}
+app_role_assignment_required:
+  description: The service principal's C(appRoleAssignmentRequired) (as it will be in check mode).
+  returned: success
+  type: bool
+added_assignments:
+  description: "Assignments made on this run, as C(<role value>: <principal id>)."
+  returned: success
+  type: list
+  elements: str
+removed_assignments:
+  description: "Assignments deleted on this run, as C(<role value>: <principal id>)."
+  returned: success
+  type: list
+  elements: str
+federated_credentials:
+  description: Names of the federated identity credentials the application has afterwards.
   returned: success
   type: list
   elements: str
 """
 
 import datetime as dt
+import functools
 import time
 import typing as t
 
 from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
+from ansible_collections.zerotrust.aks.plugins.module_utils import _entra_access as access
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
     AzureRestClient,
     AzureRestError,
@@ -174,6 +330,7 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._entra import (
     SECRET_EXPIRY_DAYS,
     UTC,
     application_changes,
+    collection_credentials,
     expired_collection_credentials,
     format_time,
     is_dns_name,
@@ -183,9 +340,13 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._entra import (
     secret_decision,
 )
 
-SP_ATTEMPTS = 6
-SP_RETRY_SECONDS = 5
-APP_FIELDS = "id,appId,displayName,web,groupMembershipClaims,passwordCredentials,signInAudience"
+# Entra ID replicates a new application (and a changed appRoles collection) to the service
+# principal within seconds; until then Graph answers 400/404 (documented for servicePrincipals
+# POST; seen for appRoleAssignedTo as "Permission being assigned was not found").
+REPLICATION_ATTEMPTS = 6
+REPLICATION_RETRY_SECONDS = 5
+APP_FIELDS = "id,appId,displayName,web,groupMembershipClaims,passwordCredentials,signInAudience,appRoles"
+SP_FIELDS = "id,appId,appRoleAssignmentRequired"
 
 
 class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
@@ -199,11 +360,44 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             secret_expiry_days=dict(type="int", default=180, no_log=False),
             secret_renew_days=dict(type="int", default=30, no_log=False),
             current_key_id=dict(type="str", no_log=False),
+            client_secret=dict(type="str", default="present", choices=["present", "absent", "ignore"], no_log=False),
+            app_roles=dict(
+                type="list",
+                elements="dict",
+                options=dict(
+                    value=dict(type="str", required=True),
+                    display_name=dict(type="str", required=True),
+                    description=dict(type="str", required=True),
+                    allowed_member_types=dict(type="list", elements="str", default=["User"]),
+                ),
+            ),
+            app_role_assignment_required=dict(type="bool"),
+            app_role_assignments=dict(
+                type="list",
+                elements="dict",
+                options=dict(
+                    principal_id=dict(type="str", required=True),
+                    principal_type=dict(type="str", default="Group", choices=["User", "Group", "ServicePrincipal"]),
+                    role=dict(type="str", required=True),
+                ),
+            ),
+            federated_credentials=dict(
+                type="list",
+                elements="dict",
+                options=dict(
+                    name=dict(type="str", required=True),
+                    issuer=dict(type="str", required=True),
+                    subject=dict(type="str", required=True),
+                    audiences=dict(type="list", elements="str", default=[access.TOKEN_EXCHANGE_AUDIENCE]),
+                ),
+            ),
             rotate_secret=dict(type="bool", default=False),
             remove_expired_secrets=dict(type="bool", default=True),
             graph_endpoint=dict(type="str"),
         )
         self.results: dict[str, t.Any] = dict(changed=False)
+        self.before: dict[str, t.Any] = {}
+        self.after: dict[str, t.Any] = {}
         super().__init__(self.module_arg_spec, supports_check_mode=True, supports_tags=False, is_ad_resource=True)
 
     def validate(self, params: dict[str, t.Any]) -> None:
@@ -220,6 +414,14 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             self.fail(f"hosts must be a non-empty list of DNS names; not DNS names: {bad}")
         if not params["display_name"].strip():
             self.fail("display_name must not be empty")
+        errors = access.app_role_errors(params["app_roles"] or [])
+        for index, item in enumerate(params["app_role_assignments"] or []):
+            if not access.is_guid(item["principal_id"]):
+                errors.append(f"app_role_assignments[{index}].principal_id must be an object id (GUID)")
+        for index, item in enumerate(params["federated_credentials"] or []):
+            errors.extend(f"federated_credentials[{index}].{e}" for e in access.federated_credential_errors(item))
+        if errors:
+            self.fail("; ".join(errors))
 
     def exec_module(self, **kwargs: t.Any) -> dict[str, t.Any]:
         self.validate(kwargs)
@@ -232,12 +434,22 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             self.converge(graph, kwargs)
         except AzureRestError as exc:
             self.fail(f"Microsoft Graph request failed: {exc}", status=exc.status, error_code=exc.code)
+        except ValueError as exc:
+            self.fail(str(exc))
+        if self.module._diff:
+            self.results["diff"] = dict(before=self.before, after=self.after)
         return self.results
+
+    def note(self, key: str, before: t.Any, after: t.Any) -> None:
+        """Record a field for the diff (never a secret value)."""
+        self.before[key] = before
+        self.after[key] = after
+        if before != after:
+            self.results["changed"] = True
 
     def converge(self, graph: AzureRestClient, params: dict[str, t.Any]) -> None:
         uris = redirect_uris(params["hosts"])
         claims = params["group_membership_claims"]
-        prefix = params["secret_display_name_prefix"]
         now = dt.datetime.now(UTC)
 
         found = graph.list_all(
@@ -261,12 +473,22 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             secret_end_date_time="",
             removed_secret_key_ids=[],
             service_principal_object_id="",
+            app_role_ids={},
+            app_role_assignment_required=False,
+            added_assignments=[],
+            removed_assignments=[],
+            federated_credentials=[],
         )
+        self.note("application", app.get("displayName"), params["display_name"])
+        self.note("redirect_uris", sorted((app.get("web") or {}).get("redirectUris") or []), sorted(uris))
 
         if not app:
             self.results["changed"] = True
+            self.plan_without_application(params)
             if self.check_mode:
-                self.results["secret_reason"] = "the application does not exist yet"  # noqa: S105 - a reason, not a secret
+                mode = params["client_secret"]
+                reason = "the application does not exist yet" if mode == "present" else f"client_secret is {mode}"
+                self.results["secret_reason"] = reason
                 return
             body = new_application_body(
                 params["display_name"],
@@ -283,9 +505,212 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
                 if not self.check_mode:
                     graph.request("PATCH", f"applications/{app['id']}", body=patch, ok=(204, 200))
 
-        self.ensure_service_principal(graph, app["appId"])
+        roles = self.converge_app_roles(graph, app, params)
+        if roles.first is not None and not self.check_mode:
+            graph.request("PATCH", f"applications/{app['id']}", body={"appRoles": roles.first}, ok=(204, 200))
+        principal = self.ensure_service_principal(graph, app["appId"])
+        self.converge_assignment_required(graph, principal, params)
+        if params["app_role_assignments"] is not None:
+            self.converge_assignments(graph, principal, roles, params)
+        elif roles.retired:
+            self.remove_assignments_to(graph, principal, roles)
+        if roles.last is not None and not self.check_mode:
+            graph.request("PATCH", f"applications/{app['id']}", body={"appRoles": roles.last}, ok=(204, 200))
+        if params["federated_credentials"] is not None:
+            self.converge_federated_credentials(graph, app, params)
+        self.converge_secret(graph, app, params, now)
 
+    def plan_without_application(self, params: dict[str, t.Any]) -> None:
+        """Check mode and diff when the application does not exist yet: everything is new."""
+        wanted_roles = params["app_roles"] or []
+        self.results["app_role_ids"] = {r["value"]: access.app_role_id(r["value"]) for r in wanted_roles}
+        self.note("app_roles", [], access.describe_roles(access.plan_app_roles([], wanted_roles).final))
+        if params["app_role_assignment_required"] is not None:
+            self.results["app_role_assignment_required"] = params["app_role_assignment_required"]
+            self.note("app_role_assignment_required", False, params["app_role_assignment_required"])
+        if params["app_role_assignments"] is not None:
+            added = sorted(f"{a['role']}: {a['principal_id'].lower()}" for a in params["app_role_assignments"])
+            self.results["added_assignments"] = added
+            self.note("app_role_assignments", [], added)
+        if params["federated_credentials"] is not None:
+            names = sorted(c["name"] for c in params["federated_credentials"])
+            self.results["federated_credentials"] = names
+            self.note("federated_credentials", [], names)
+
+    def converge_app_roles(
+        self, graph: AzureRestClient, app: dict[str, t.Any], params: dict[str, t.Any]
+    ) -> access.AppRolePlan:
+        existing = list(app.get("appRoles") or [])
+        if params["app_roles"] is None:
+            return access.AppRolePlan(None, None, existing, {}, [])
+        plan = access.plan_app_roles(existing, params["app_roles"])
+        self.results["app_role_ids"] = dict(plan.declared_ids)
+        self.note("app_roles", access.describe_roles(existing), access.describe_roles(plan.final))
+        return plan
+
+    def ensure_service_principal(self, graph: AzureRestClient, app_id: str) -> dict[str, t.Any]:
+        principals = graph.list_all(
+            "servicePrincipals", params={"$filter": f"appId eq {odata_quote(app_id)}", "$select": SP_FIELDS}
+        )
+        if principals:
+            self.results["service_principal_object_id"] = principals[0]["id"]
+            return dict(principals[0])
+        self.results["changed"] = True
+        if self.check_mode:
+            return {}
+        principal = self.with_replication_retry(
+            lambda: graph.request("POST", "servicePrincipals", body={"appId": app_id}, ok=(201,)).body
+        )
+        self.results["service_principal_object_id"] = principal["id"]
+        return dict(principal)
+
+    def with_replication_retry(self, call: t.Callable[[], t.Any]) -> t.Any:
+        for attempt in range(REPLICATION_ATTEMPTS):
+            try:
+                return call()
+            except AzureRestError as exc:
+                if exc.status not in (400, 404) or attempt == REPLICATION_ATTEMPTS - 1:
+                    raise
+                time.sleep(REPLICATION_RETRY_SECONDS)
+        raise AssertionError("unreachable")
+
+    def converge_assignment_required(
+        self, graph: AzureRestClient, principal: dict[str, t.Any], params: dict[str, t.Any]
+    ) -> None:
+        current = bool(principal.get("appRoleAssignmentRequired", False))
+        wanted = params["app_role_assignment_required"]
+        self.results["app_role_assignment_required"] = current if wanted is None else wanted
+        if wanted is None:
+            return
+        self.note("app_role_assignment_required", current, wanted)
+        if current != wanted and principal and not self.check_mode:
+            graph.request(
+                "PATCH",
+                f"servicePrincipals/{principal['id']}",
+                body={"appRoleAssignmentRequired": wanted},
+                ok=(204, 200),
+            )
+
+    def list_assignments(self, graph: AzureRestClient, principal: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+        if not principal:
+            return []
+        return list(graph.list_all(f"servicePrincipals/{principal['id']}/appRoleAssignedTo"))
+
+    def converge_assignments(
+        self,
+        graph: AzureRestClient,
+        principal: dict[str, t.Any],
+        roles: access.AppRolePlan,
+        params: dict[str, t.Any],
+    ) -> None:
+        role_ids = {str(r.get("value")): str(r.get("id")) for r in roles.final}
+        unknown = sorted({a["role"] for a in params["app_role_assignments"]} - set(role_ids))
+        if unknown:
+            self.fail(
+                f"app_role_assignments name roles the application does not declare: {', '.join(unknown)}; "
+                f"declared: {', '.join(sorted(role_ids)) or 'none'}"
+            )
+        existing = self.list_assignments(graph, principal)
+        managed = [*roles.declared_ids.values(), *(str(r["id"]) for r in roles.retired)]
+        plan = access.plan_assignments(
+            existing, params["app_role_assignments"], role_ids=role_ids, managed_role_ids=managed
+        )
+        values = {str(r.get("id")).lower(): str(r.get("value")) for r in [*roles.final, *roles.retired]}
+        kept = [a for a in existing if a not in plan.remove]
+        self.note(
+            "app_role_assignments",
+            access.describe_assignments(existing, values),
+            access.describe_assignments([*kept, *plan.add], values),
+        )
+        self.results["added_assignments"] = access.describe_assignments(plan.add, values)
+        self.results["removed_assignments"] = access.describe_assignments(plan.remove, values)
+        if self.check_mode or not principal:
+            return
+        self.delete_assignments(graph, principal, plan.remove)
+        types = {str(a["principal_id"]).lower(): a["principal_type"] for a in params["app_role_assignments"]}
+        for item in plan.add:
+            body = {"principalId": item["principalId"], "resourceId": principal["id"], "appRoleId": item["appRoleId"]}
+            url = f"servicePrincipals/{principal['id']}/appRoleAssignedTo"
+            made = self.with_replication_retry(functools.partial(graph.request, "POST", url, body=body, ok=(201,))).body
+            reported = str((made or {}).get("principalType") or "")
+            if reported and reported != types.get(item["principalId"]):
+                self.module.warn(
+                    f"app_role_assignments lists {item['principalId']} as a {types.get(item['principalId'])}, "
+                    f"Entra ID says it is a {reported}"
+                )
+
+    def remove_assignments_to(
+        self, graph: AzureRestClient, principal: dict[str, t.Any], roles: access.AppRolePlan
+    ) -> None:
+        """Assignments to roles being retired go first: a removed role would leave them dangling."""
+        retired = {str(r["id"]).lower() for r in roles.retired}
+        doomed = [a for a in self.list_assignments(graph, principal) if str(a.get("appRoleId", "")).lower() in retired]
+        values = {str(r.get("id")).lower(): str(r.get("value")) for r in roles.retired}
+        self.results["removed_assignments"] = access.describe_assignments(doomed, values)
+        if doomed:
+            self.results["changed"] = True
+        if not self.check_mode:
+            self.delete_assignments(graph, principal, doomed)
+
+    def delete_assignments(
+        self, graph: AzureRestClient, principal: dict[str, t.Any], assignments: list[dict[str, t.Any]]
+    ) -> None:
+        for assignment in assignments:
+            graph.request(
+                "DELETE", f"servicePrincipals/{principal['id']}/appRoleAssignedTo/{assignment['id']}", ok=(204,)
+            )
+
+    def converge_federated_credentials(
+        self, graph: AzureRestClient, app: dict[str, t.Any], params: dict[str, t.Any]
+    ) -> None:
+        existing = list(graph.list_all(f"applications/{app['id']}/federatedIdentityCredentials"))
+        plan = access.plan_federated_credentials(
+            existing, params["federated_credentials"], prefix=params["secret_display_name_prefix"]
+        )
+        removed = {str(c.get("name")) for c in plan.remove}
+        after = sorted({*(str(c.get("name")) for c in existing), *(c["name"] for c in plan.create)} - removed)
+        self.results["federated_credentials"] = after
+        self.note(
+            "federated_credentials",
+            access.describe_credentials(existing),
+            access.describe_credentials(
+                [
+                    *(c for c in existing if str(c.get("name")) not in removed),
+                    *plan.create,
+                ],
+                updates={str(old.get("name")): patch for old, patch in plan.update},
+            ),
+        )
+        if self.check_mode:
+            return
+        for credential in plan.remove:
+            graph.request(
+                "DELETE", f"applications/{app['id']}/federatedIdentityCredentials/{credential['id']}", ok=(204,)
+            )
+        for old, patch in plan.update:
+            graph.request(
+                "PATCH", f"applications/{app['id']}/federatedIdentityCredentials/{old['id']}", body=patch, ok=(204, 200)
+            )
+        for body in plan.create:
+            graph.request("POST", f"applications/{app['id']}/federatedIdentityCredentials", body=body, ok=(201,))
+
+    def converge_secret(
+        self, graph: AzureRestClient, app: dict[str, t.Any], params: dict[str, t.Any], now: dt.datetime
+    ) -> None:
+        prefix = params["secret_display_name_prefix"]
         passwords = app.get("passwordCredentials") or []
+        ours_before = sorted(str(c.get("keyId")) for c in collection_credentials(passwords, prefix))
+        mode = params["client_secret"]
+        if mode == "ignore":
+            self.results["secret_reason"] = "client_secret is ignore: client secrets left alone"  # noqa: S105 - a reason
+            return
+        if mode == "absent":
+            # Federated authentication only: a collection-made secret is a standing credential
+            # nothing uses any more (its value may still sit in Key Vault), so it goes.
+            self.results["secret_reason"] = "client_secret is absent: no client secret"  # noqa: S105 - a reason
+            self.note("client_secret_key_ids", ours_before, [])
+            self.remove_passwords(graph, app, ours_before)
+            return
         needed, reason, kept = secret_decision(
             passwords,
             prefix=prefix,
@@ -297,6 +722,11 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
         self.results["secret_reason"] = reason
         if kept:
             self.results.update(secret_key_id=kept.get("keyId", ""), secret_end_date_time=kept.get("endDateTime", ""))
+        expired: list[str] = []
+        if params["remove_expired_secrets"]:
+            expired = [str(c.get("keyId")) for c in expired_collection_credentials(passwords, prefix=prefix, now=now)]
+        ours_after = [k for k in ours_before if k not in expired] + (["(new)"] if needed else [])
+        self.note("client_secret_key_ids", ours_before, ours_after)
         if needed:
             self.results["changed"] = True
             if not self.check_mode:
@@ -317,39 +747,17 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
                     secret_key_id=credential["keyId"],
                     secret_end_date_time=credential.get("endDateTime", format_time(end)),
                 )
+        self.remove_passwords(graph, app, expired)
 
-        if params["remove_expired_secrets"]:
-            expired = [str(c.get("keyId")) for c in expired_collection_credentials(passwords, prefix=prefix, now=now)]
-            if expired:
-                self.results["changed"] = True
-                self.results["removed_secret_key_ids"] = expired
-                if not self.check_mode:
-                    for key_id in expired:
-                        graph.request(
-                            "POST", f"applications/{app['id']}/removePassword", body={"keyId": key_id}, ok=(204, 200)
-                        )
-
-    def ensure_service_principal(self, graph: AzureRestClient, app_id: str) -> None:
-        principals = graph.list_all(
-            "servicePrincipals", params={"$filter": f"appId eq {odata_quote(app_id)}", "$select": "id,appId"}
-        )
-        if principals:
-            self.results["service_principal_object_id"] = principals[0]["id"]
+    def remove_passwords(self, graph: AzureRestClient, app: dict[str, t.Any], key_ids: list[str]) -> None:
+        if not key_ids:
             return
         self.results["changed"] = True
+        self.results["removed_secret_key_ids"] = key_ids
         if self.check_mode:
             return
-        # A new application takes a few seconds to replicate inside Entra ID; until then
-        # creating its service principal fails with 400 (documented Graph behaviour).
-        for attempt in range(SP_ATTEMPTS):
-            try:
-                principal = graph.request("POST", "servicePrincipals", body={"appId": app_id}, ok=(201,)).body
-                break
-            except AzureRestError as exc:
-                if exc.status not in (400, 404) or attempt == SP_ATTEMPTS - 1:
-                    raise
-                time.sleep(SP_RETRY_SECONDS)
-        self.results["service_principal_object_id"] = principal["id"]
+        for key_id in key_ids:
+            graph.request("POST", f"applications/{app['id']}/removePassword", body={"keyId": key_id}, ok=(204, 200))
 
 
 def main() -> None:

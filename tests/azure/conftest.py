@@ -18,12 +18,16 @@ from fake_subscription import (
     CLUSTER,
     DEPLOYER_ID,
     DEPLOYER_SECRET,
+    GROUP_COLORS,
+    GROUP_OPS,
     KEYVAULT,
     RESOURCE_GROUP,
+    SECOND_HOST,
     SITE_HOST,
     SITE_KEYVAULT,
     SUBSCRIPTION,
     TENANT,
+    USER_ALICE,
 )
 from private_testbed import SiteTestbed
 from support.playbook import REPO, Playbook
@@ -46,6 +50,9 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FakeAzure]:
     ).start()
     azure.add_resource_group(RESOURCE_GROUP)
     azure.add_cluster(RESOURCE_GROUP, CLUSTER)
+    azure.add_group(GROUP_COLORS, "colors-users")
+    azure.add_group(GROUP_OPS, "platform-ops")
+    azure.add_user(USER_ALICE, "Alice")
     yield azure
     azure.stop()
 
@@ -81,15 +88,24 @@ def azure_env(fake: FakeAzure, ansible_env: dict[str, str], tmp_path_factory: py
 
 @pytest.fixture(scope="module")
 def azure_playbook(azure_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Playbook:
-    """playbooks/azure.yml with the test inventory variables (as an extra-vars file)."""
+    """playbooks/azure.yml with the test inventory variables (as an extra-vars file).
+
+    The defaults that matter are not set: identity mode workload, client auth secret, one app
+    role (colors.user) with assignment required. One protected app on a second host, so the app
+    registration needs two redirect URIs; one group assigned to the role.
+    """
     vars_file = tmp_path_factory.mktemp("vars") / "azure.yml"
     vars_file.write_text(
         "\n".join(
             [
+                "zerotrust_aks_platform: aks",
                 f"zerotrust_aks_resource_group: {RESOURCE_GROUP}",
                 f"zerotrust_aks_cluster_name: {CLUSTER}",
                 f"zerotrust_aks_keyvault_name: {KEYVAULT}",
-                "zerotrust_aks_hosts: [colors.example.com, www.colors.example.com]",
+                f"zerotrust_aks_host: {SITE_HOST}",
+                f"zerotrust_aks_apps: [{{name: shop, namespace: shop, host: {SECOND_HOST}}}]",
+                "zerotrust_aks_app_role_assignments:",
+                f"  - {{principal_id: {GROUP_COLORS}, principal_type: Group, role: colors.user}}",
                 "zerotrust_aks_group_membership_claims: SecurityGroup",
                 "",
             ]
@@ -164,6 +180,8 @@ def site_playbook(
                 f"    zerotrust_aks_cluster_name: {CLUSTER}",
                 f"    zerotrust_aks_keyvault_name: {SITE_KEYVAULT}",
                 "    zerotrust_aks_identity_mode: addon",
+                "    zerotrust_aks_app_role_assignments:",
+                f"      - {{principal_id: {GROUP_COLORS}, principal_type: Group, role: colors.user}}",
                 "",
             ]
         )

@@ -21,3 +21,8 @@ CLUSTER_ID = (
 KEYVAULT = "zt-aks-kv-test"
 SITE_KEYVAULT = "zt-aks-kv-site"
 SITE_HOST = "colors.example.com"
+# Directory objects seeded in the fake (Graph refuses assignments to principals that do not exist).
+GROUP_COLORS = "3f0c8a56-6a3e-4f39-9d5b-1f1b7e0c2d4a"
+GROUP_OPS = "7b2e9d14-0c55-4a8e-b3f1-5e6d7c8b9a01"
+USER_ALICE = "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"
+SECOND_HOST = "shop.colors.example.com"

@@ -33,3 +33,22 @@ def role_assignments(fake: FakeAzure) -> list[dict[str, t.Any]]:
 
 def vault_values(fake: FakeAzure) -> list[str]:
     return [v["value"] for vault in fake.vaults.values() for versions in vault.secrets.values() for v in versions]
+
+
+def the_application(fake: FakeAzure) -> dict[str, t.Any]:
+    assert len(fake.applications) == 1, fake.applications
+    return next(iter(fake.applications.values()))
+
+
+def the_service_principal(fake: FakeAzure) -> dict[str, t.Any]:
+    assert len(fake.service_principals) == 1, fake.service_principals
+    return next(iter(fake.service_principals.values()))
+
+
+def app_role_assignments(fake: FakeAzure) -> list[tuple[str, str]]:
+    """(principal id, app role id) of every assignment to the application's service principal."""
+    return [
+        (a["principalId"].lower(), a["appRoleId"])
+        for assignments in fake.app_role_assignments.values()
+        for a in assignments
+    ]

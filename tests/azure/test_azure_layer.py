@@ -1,7 +1,11 @@
 """playbooks/azure.yml against the fake Azure (see fake_azure/), run as a user would.
 
 The tests share one fake per module and run in order: bad input, check mode on an empty
-subscription, first run, re-runs, rotation, recovery of a soft-deleted secret.
+subscription, first run (the secure defaults: workload identity reading each secret at secret
+scope, an app role with assignment required, one group assigned), re-runs, rotation, recovery of
+a soft-deleted secret, then the authorization and identity changes a user makes: assignments
+in and out, a retired app role, federated client authentication, a cluster without a network
+policy engine.
 """
 
 from __future__ import annotations
@@ -12,11 +16,40 @@ import typing as t
 
 import pytest
 from fake_azure import FakeAzure
-from fake_subscription import CLUSTER_ID, DEPLOYER_SECRET, KEYVAULT
-from observations import cluster_puts, fingerprints, role_assignments, vault_values, writes
+from fake_subscription import (
+    CLUSTER_ID,
+    DEPLOYER_SECRET,
+    GROUP_COLORS,
+    GROUP_OPS,
+    KEYVAULT,
+    RESOURCE_GROUP,
+    SECOND_HOST,
+    SITE_HOST,
+    SUBSCRIPTION,
+    USER_ALICE,
+)
+from observations import (
+    app_role_assignments,
+    cluster_puts,
+    fingerprints,
+    role_assignments,
+    the_application,
+    the_service_principal,
+    vault_values,
+    writes,
+)
 from support.playbook import Playbook, PlaybookRun
 
 SECRETS_USER_ROLE = "4633458b-17de-408a-b874-0445c86b69e6"
+VAULT_ID = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.KeyVault/vaults/{KEYVAULT}"
+)
+IDENTITY_ID = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+    "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/zerotrust-aks-oauth2-proxy"
+)
+SUBJECT = "system:serviceaccount:oauth2-proxy:oauth2-proxy"
+ALL_SECRETS = ["oauth2-proxy-client-id", "oauth2-proxy-client-secret", "oauth2-proxy-cookie-secret"]
 outputs: list[str] = []
 
 
@@ -38,8 +71,7 @@ def play(
         ({"zerotrust_aks_keyvault_name": "1-bad--vault-name"}, "keyvault_name"),
         ({"zerotrust_aks_keyvault_name": "kv-"}, "keyvault_name"),
         ({"zerotrust_aks_keyvault_name": "a" * 25}, "keyvault_name"),
-        ({"zerotrust_aks_hosts": ["https://colors.example.com"]}, "entra_app_hosts"),
-        ({"zerotrust_aks_hosts": ["colors_example"]}, "entra_app_hosts"),
+        ({"zerotrust_aks_app_role_assignments": [{"principal_id": "group-a", "role": "colors.user"}]}, "principal_id"),
         ({"zerotrust_aks_client_secret_expiry_days": 731}, "entra_app_secret_expiry_days"),
         ({"zerotrust_aks_client_secret_expiry_days": 0}, "entra_app_secret_expiry_days"),
         ({"zerotrust_aks_identity_mode": "pod-identity"}, "zerotrust_aks_identity_mode"),
@@ -66,38 +98,52 @@ def test_check_mode_on_an_empty_subscription_writes_nothing(azure_playbook: Play
     assert fake.vaults == {}
 
 
+def secret_scope_grants(fake: FakeAzure, principal_id: str) -> list[str]:
+    """The secrets (or "<vault>") on which ``principal_id`` holds Key Vault Secrets User."""
+    grants = []
+    for assignment in role_assignments(fake):
+        props = assignment["properties"]
+        if props["principalId"] != principal_id or not props["roleDefinitionId"].endswith(SECRETS_USER_ROLE):
+            continue
+        scope = props["scope"]
+        grants.append(scope.rsplit("/secrets/", 1)[1] if "/secrets/" in scope else "<vault>")
+    return sorted(grants)
+
+
 def test_first_run_creates_everything(azure_playbook: Playbook, fake: FakeAzure) -> None:
     before = fake.resource(CLUSTER_ID)
     assert before is not None
     run, requests = play(azure_playbook, fake, "-vvv")
     assert run.failed == 0
 
-    assert len(fake.applications) == 1
-    app = next(iter(fake.applications.values()))
+    app = the_application(fake)
     assert app["signInAudience"] == "AzureADMyOrg"
     assert app["groupMembershipClaims"] == "SecurityGroup"
-    assert sorted(app["web"]["redirectUris"]) == [
-        "https://colors.example.com/oauth2/callback",
-        "https://www.colors.example.com/oauth2/callback",
-    ]
+    # Every host of the model: the site and the protected app.
+    assert sorted(app["web"]["redirectUris"]) == sorted(
+        [f"https://{SITE_HOST}/oauth2/callback", f"https://{SECOND_HOST}/oauth2/callback"]
+    )
     assert [p["appId"] for p in fake.service_principals.values()] == [app["appId"]]
     assert len(app["passwordCredentials"]) == 1
     assert app["passwordCredentials"][0]["displayName"].startswith("zerotrust-aks ")
 
-    vault = fake.vaults[KEYVAULT]
-    assert sorted(vault.secrets) == [
-        "oauth2-proxy-client-id",
-        "oauth2-proxy-client-secret",
-        "oauth2-proxy-cookie-secret",
+    # Authorization: the default app role, assignment required, the inventory's group assigned.
+    assert [(r["value"], r["isEnabled"], r["allowedMemberTypes"]) for r in app["appRoles"]] == [
+        ("colors.user", True, ["User"])
     ]
+    role_id = app["appRoles"][0]["id"]
+    principal = the_service_principal(fake)
+    assert principal["appRoleAssignmentRequired"] is True
+    assert app_role_assignments(fake) == [(GROUP_COLORS, role_id)]
+
+    vault = fake.vaults[KEYVAULT]
+    assert sorted(vault.secrets) == ALL_SECRETS
     assert vault.secrets["oauth2-proxy-client-id"][-1]["value"] == app["appId"]
     assert (
         vault.secrets["oauth2-proxy-client-secret"][-1]["tags"]["zerotrust-aks-key-id"]
         == (app["passwordCredentials"][0]["keyId"])
     )
-    vault_props = fake.resource(
-        f"{CLUSTER_ID.split('/providers/', maxsplit=1)[0]}/providers/Microsoft.KeyVault/vaults/{KEYVAULT}"
-    )
+    vault_props = fake.resource(VAULT_ID)
     assert vault_props is not None
     assert vault_props["properties"]["enableRbacAuthorization"] is True
     assert vault_props["properties"]["enableSoftDelete"] is True
@@ -107,6 +153,10 @@ def test_first_run_creates_everything(azure_playbook: Playbook, fake: FakeAzure)
     addon = cluster["properties"]["addonProfiles"]["azureKeyvaultSecretsProvider"]
     assert addon["enabled"] is True
     assert addon["config"] == {"enableSecretRotation": "true", "rotationPollInterval": "2m"}
+    # Workload identity (the default) needs the OIDC issuer and the webhook.
+    assert cluster["properties"]["oidcIssuerProfile"]["enabled"] is True
+    assert cluster["properties"]["securityProfile"]["workloadIdentity"]["enabled"] is True
+    issuer = cluster["properties"]["oidcIssuerProfile"]["issuerURL"]
     # Nothing else about the cluster changed.
     for name in ("agentPoolProfiles", "networkProfile", "kubernetesVersion", "enableRBAC", "dnsPrefix"):
         assert cluster["properties"][name] == before["properties"][name], name
@@ -115,14 +165,27 @@ def test_first_run_creates_everything(azure_playbook: Playbook, fake: FakeAzure)
     assert cluster["identity"] == before["identity"]
     assert len(cluster_puts(requests)) == 1
 
-    assignments = role_assignments(fake)
-    assert len(assignments) == 1
-    assert assignments[0]["properties"]["roleDefinitionId"].endswith(SECRETS_USER_ROLE)
-    assert assignments[0]["properties"]["principalId"] == addon["identity"]["objectId"]
-    assert assignments[0]["properties"]["scope"].lower() == vault_props["id"].lower()
+    # The user-assigned identity trusts exactly the oauth2-proxy ServiceAccount of this cluster...
+    identity = fake.resource(IDENTITY_ID)
+    assert identity is not None
+    credential = fake.resource(f"{IDENTITY_ID}/federatedIdentityCredentials/oauth2-proxy")
+    assert credential is not None
+    assert credential["properties"] == {
+        "issuer": issuer,
+        "subject": SUBJECT,
+        "audiences": ["api://AzureADTokenExchange"],
+    }
+    # ...and reads the three secrets, each at secret scope; nothing at vault scope; the add-on
+    # identity (shared by every pod on the nodes) reads nothing.
+    assert secret_scope_grants(fake, identity["properties"]["principalId"]) == ALL_SECRETS
+    assert len(role_assignments(fake)) == 3
+    assert secret_scope_grants(fake, addon["identity"]["objectId"]) == []
+    # Secret mode: the app registration trusts no federated credential.
+    assert fake.federated_credentials[app["id"]] == []
 
-    assert f"identity_client_id: {addon['identity']['clientId']}" in run.output
+    assert f"identity_client_id: {identity['properties']['clientId']}" in run.output
     assert f"client_id: {app['appId']}" in run.output
+    assert "no network policy engine" not in run.output
 
 
 def test_second_run_changes_nothing_and_sends_no_cluster_put(azure_playbook: Playbook, fake: FakeAzure) -> None:
@@ -145,8 +208,10 @@ def test_third_run_makes_no_duplicates(azure_playbook: Playbook, fake: FakeAzure
     assert run.changed == 0
     assert len(fake.applications) == 1
     assert len(fake.service_principals) == 1
-    assert len(role_assignments(fake)) == 1
-    assert len(next(iter(fake.applications.values()))["passwordCredentials"]) == 1
+    assert len(role_assignments(fake)) == 3
+    assert len(the_application(fake)["passwordCredentials"]) == 1
+    assert len(the_application(fake)["appRoles"]) == 1
+    assert len(app_role_assignments(fake)) == 1
     assert writes(requests) == []
 
 
@@ -168,7 +233,7 @@ def test_client_secret_rotation_adds_a_secret_and_stores_it(azure_playbook: Play
     after = fingerprints(run.output)
     assert after["client_secret"] != before["client_secret"]
     assert after["cookie_secret"] == before["cookie_secret"]
-    app = next(iter(fake.applications.values()))
+    app = the_application(fake)
     assert len(app["passwordCredentials"]) == 2
     stored = fake.vaults[KEYVAULT].secrets["oauth2-proxy-client-secret"][-1]
     assert stored["tags"]["zerotrust-aks-key-id"] == app["passwordCredentials"][-1]["keyId"]
@@ -185,6 +250,168 @@ def test_soft_deleted_cookie_secret_is_recovered_not_replaced(azure_playbook: Pl
     assert "POST /deletedsecrets/oauth2-proxy-cookie-secret/recover" in writes(requests)
     assert "PUT /secrets/oauth2-proxy-cookie-secret" not in writes(requests)
     assert fingerprints(run.output) == before
+
+
+def test_assignments_follow_the_inventory_and_leave_other_roles_alone(
+    azure_playbook: Playbook, fake: FakeAzure
+) -> None:
+    app = the_application(fake)
+    principal = the_service_principal(fake)
+    role_id = app["appRoles"][0]["id"]
+    # Someone declares a role of their own in the portal and assigns a group to it: not the
+    # collection's role, so its assignment must survive every run below.
+    foreign_role = {
+        "allowedMemberTypes": ["User"],
+        "description": "made in the portal",
+        "displayName": "Auditor",
+        "id": "0d6f2f64-1c5e-4d8e-9a3b-2b7c9d0e1f23",
+        "isEnabled": True,
+        "origin": "Application",
+        "value": "colors.auditor",
+    }
+    with fake.lock:
+        app_state = fake.applications[app["id"]]
+        app_state["appRoles"].append(foreign_role)
+        fake.app_role_assignments[principal["id"]].append(
+            {
+                "id": "foreign-assignment",
+                "appRoleId": foreign_role["id"],
+                "principalId": GROUP_OPS,
+                "principalType": "Group",
+            }
+        )
+    assignments = [
+        {"principal_id": GROUP_OPS, "principal_type": "Group", "role": "colors.user"},
+        {"principal_id": USER_ALICE, "principal_type": "User", "role": "colors.user"},
+    ]
+    extra = json.dumps({"zerotrust_aks_app_role_assignments": assignments})
+
+    run, requests = play(azure_playbook, fake, "--check", "--diff", "-e", extra)
+    assert run.failed == 0
+    assert writes(requests) == []
+    assert f"colors.user: {GROUP_COLORS}" in run.output  # the diff shows the assignment that goes
+
+    run, requests = play(azure_playbook, fake, "-e", extra)
+    assert run.failed == 0
+    assert sorted(app_role_assignments(fake)) == sorted(
+        [(GROUP_OPS, role_id), (USER_ALICE, role_id), (GROUP_OPS, foreign_role["id"])]
+    )
+    assert any(r["value"] == "colors.auditor" and r["isEnabled"] for r in the_application(fake)["appRoles"])
+    assert f"POST /v1.0/servicePrincipals/{principal['id']}/appRoleAssignedTo" in writes(requests)
+
+    run, requests = play(azure_playbook, fake, "-e", extra)
+    assert run.changed == 0
+    assert writes(requests) == []
+
+
+def test_a_retired_app_role_is_disabled_then_removed_with_its_assignments(
+    azure_playbook: Playbook, fake: FakeAzure
+) -> None:
+    roles = [
+        {"value": "colors.user", "display_name": "Colors user", "description": "Signs in"},
+        {"value": "colors.admin", "display_name": "Colors admin", "description": "Administers"},
+    ]
+    assignments = [
+        {"principal_id": GROUP_OPS, "principal_type": "Group", "role": "colors.user"},
+        {"principal_id": USER_ALICE, "principal_type": "User", "role": "colors.admin"},
+    ]
+    run, _requests = play(
+        azure_playbook,
+        fake,
+        "-e",
+        json.dumps({"zerotrust_aks_app_roles": roles, "zerotrust_aks_app_role_assignments": assignments}),
+    )
+    assert run.failed == 0
+    by_value = {r["value"]: r for r in the_application(fake)["appRoles"]}
+    assert (USER_ALICE, by_value["colors.admin"]["id"]) in app_role_assignments(fake)
+
+    # colors.admin leaves the inventory: Graph refuses to remove an enabled role, so the
+    # collection disables it first; its assignment goes before the role does.
+    run, requests = play(azure_playbook, fake)
+    assert run.failed == 0
+    app = the_application(fake)
+    assert sorted(r["value"] for r in app["appRoles"]) == ["colors.auditor", "colors.user"]
+    patches = [
+        r["body"]["appRoles"] for r in requests if r["method"] == "PATCH" and "appRoles" in (r.get("body") or {})
+    ]
+    assert [[(r["value"], r["isEnabled"]) for r in body if r["value"] == "colors.admin"] for body in patches] == [
+        [("colors.admin", False)],
+        [],
+    ]
+    user_role = by_value["colors.user"]["id"]
+    assert sorted(app_role_assignments(fake)) == sorted(
+        [(GROUP_COLORS, user_role), (GROUP_OPS, "0d6f2f64-1c5e-4d8e-9a3b-2b7c9d0e1f23")]
+    )
+    run, requests = play(azure_playbook, fake)
+    assert run.changed == 0
+    assert writes(requests) == []
+
+
+def test_federated_client_auth_removes_the_client_secret_and_trusts_the_service_account(
+    azure_playbook: Playbook, fake: FakeAzure
+) -> None:
+    extra = json.dumps({"zerotrust_aks_client_auth": "federated"})
+    identity = fake.resource(IDENTITY_ID)
+    assert identity is not None
+    run, requests = play(azure_playbook, fake, "-e", extra)
+    assert run.failed == 0
+    app = the_application(fake)
+    cluster = fake.resource(CLUSTER_ID)
+    assert cluster is not None
+    issuer = cluster["properties"]["oidcIssuerProfile"]["issuerURL"]
+    # No password at all: the ones the collection made are removed and none is added.
+    assert app["passwordCredentials"] == []
+    assert not any(r["path"].endswith("/addPassword") for r in requests)
+    assert [(c["name"], c["issuer"], c["subject"], c["audiences"]) for c in fake.federated_credentials[app["id"]]] == [
+        ("zerotrust-aks-oauth2-proxy", issuer, SUBJECT, ["api://AzureADTokenExchange"])
+    ]
+    # The identity keeps reading the client id and the cookie secret; the client secret's grant goes.
+    assert secret_scope_grants(fake, identity["properties"]["principalId"]) == [
+        "oauth2-proxy-client-id",
+        "oauth2-proxy-cookie-secret",
+    ]
+    assert "client_secret: ''" in run.output or "client_secret: ''" in run.output.replace('"', "'")
+
+    run, requests = play(azure_playbook, fake, "-e", extra)
+    assert run.changed == 0
+    assert writes(requests) == []
+
+    # Back to a client secret: a new one is made and stored, the federated credential goes.
+    run, _requests = play(azure_playbook, fake)
+    assert run.failed == 0
+    app = the_application(fake)
+    assert len(app["passwordCredentials"]) == 1
+    assert fake.federated_credentials[app["id"]] == []
+    stored = fake.vaults[KEYVAULT].secrets["oauth2-proxy-client-secret"][-1]
+    assert stored["tags"]["zerotrust-aks-key-id"] == app["passwordCredentials"][0]["keyId"]
+    assert secret_scope_grants(fake, identity["properties"]["principalId"]) == ALL_SECRETS
+
+
+def test_a_cluster_without_network_policy_engine_is_warned_about(azure_playbook: Playbook, fake: FakeAzure) -> None:
+    with fake.lock:
+        cluster = fake.resources[CLUSTER_ID.lower()]
+        saved = dict(cluster["properties"]["networkProfile"])
+        cluster["properties"]["networkProfile"] = {"networkPlugin": "azure", "networkPolicy": "none"}
+    try:
+        run, requests = play(azure_playbook, fake, "--check")
+    finally:
+        with fake.lock:
+            fake.resources[CLUSTER_ID.lower()]["properties"]["networkProfile"] = saved
+    assert run.failed == 0
+    assert writes(requests) == []
+    assert "[WARNING]" in run.output
+    assert "no network policy engine" in run.output
+    assert "silently ignored" in run.output
+
+
+def test_addon_mode_grants_the_addon_identity_secret_scope_and_warns(azure_playbook: Playbook, fake: FakeAzure) -> None:
+    run, _requests = play(azure_playbook, fake, "-e", json.dumps({"zerotrust_aks_identity_mode": "addon"}))
+    assert run.failed == 0
+    cluster = fake.resource(CLUSTER_ID)
+    assert cluster is not None
+    addon = cluster["properties"]["addonProfiles"]["azureKeyvaultSecretsProvider"]["identity"]
+    assert secret_scope_grants(fake, addon["objectId"]) == ALL_SECRETS
+    assert "reaches the instance metadata endpoint" in " ".join(run.output.split())
 
 
 def test_no_secret_value_in_any_output(fake: FakeAzure) -> None:

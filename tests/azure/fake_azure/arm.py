@@ -39,7 +39,7 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
         return role_assignments.handle(fake, method, path, body)
     m = re.fullmatch(re.escape(sub) + r"/resourcegroups/([^/]+)/providers/([^/]+/[^/]+)/([^/]+)(/.*)?", lower)
     if not m:
-        raise HttpError(404, "NotFound", f"no fake for {method} {path}")
+        raise HttpError(501, "NotImplemented", f"no fake for {method} {path}")
     group, provider_type = m.group(1), m.group(2)
     if group not in fake.resource_groups:
         raise HttpError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
@@ -49,4 +49,4 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
         return managed_clusters.handle(fake, method, path, body)
     if provider_type == "microsoft.managedidentity/userassignedidentities":
         return identities.handle(fake, method, path, body, m.group(4) or "")
-    raise HttpError(404, "NotFound", f"no fake for {method} {path}")
+    raise HttpError(501, "NotImplemented", f"no fake for {method} {path}")

@@ -1,7 +1,11 @@
 """Microsoft Graph v1.0 (on its own port): applications and servicePrincipals.
 
-applications: ``$filter=displayName eq '...'``, POST, GET, PATCH, addPassword, removePassword;
-servicePrincipals: ``$filter=appId eq '...'``, POST.
+applications: ``$filter=displayName eq '...'``, POST, GET, PATCH (``appRoles`` validated),
+addPassword, removePassword, federatedIdentityCredentials (list, POST, PATCH, DELETE);
+servicePrincipals: ``$filter=appId eq '...'``, POST, GET, PATCH, appRoleAssignedTo (list, POST,
+DELETE). Users and groups exist only when a test seeds them (``FakeAzure.add_group`` /
+``add_user``): an assignment to any other principal is refused like Graph refuses it.
+Any other route answers 501.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import secrets
 import typing as t
 import uuid
 
+from . import graph_access
 from .common import Answer, HttpError, now_iso
 
 if t.TYPE_CHECKING:
@@ -31,7 +36,7 @@ def _filter(query: dict[str, str], field_name: str) -> str | None:
 def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body: t.Any) -> Answer:
     parts = path.strip("/").split("/")
     if not parts or parts[0] != "v1.0":
-        raise HttpError(404, "BadRequest", f"no fake for {path}")
+        raise HttpError(501, "NotImplemented", f"no fake for {path}")
     parts = parts[1:]
     if parts == ["applications"] and method == "GET":
         name = _filter(query, "displayName")
@@ -54,8 +59,12 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
                 "redirectUriSettings": [],
             },
             "passwordCredentials": [],
+            "appRoles": [],
         }
+        if "appRoles" in body:
+            created["appRoles"] = graph_access.checked_app_roles([], body["appRoles"])
         fake.applications[created["id"]] = created
+        fake.federated_credentials[created["id"]] = []
         return Answer(201, copy.deepcopy(created))
     if len(parts) >= 2 and parts[0] == "applications":
         app = fake.applications.get(parts[1])
@@ -67,6 +76,8 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
             for name, value in (body or {}).items():
                 if name in ("id", "appId", "passwordCredentials"):
                     raise HttpError(400, "Request_BadRequest", f"{name} cannot be patched")
+                if name == "appRoles":
+                    value = graph_access.checked_app_roles(app.get("appRoles") or [], value)
                 app[name] = value
             return Answer(204)
         if parts[2:] == ["addPassword"] and method == "POST":
@@ -90,10 +101,12 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
             if len(app["passwordCredentials"]) == before:
                 raise HttpError(404, "Request_ResourceNotFound", f"keyId {key_id} not found")
             return Answer(204)
+        if len(parts) >= 3 and parts[2] == "federatedIdentityCredentials":
+            return graph_access.federated_credentials(fake, app, method, parts[3:], body)
     if parts == ["servicePrincipals"] and method == "GET":
         app_id = _filter(query, "appId")
         found = [p for p in fake.service_principals.values() if app_id is None or p["appId"] == app_id]
-        return Answer(200, {"value": copy.deepcopy(found)})
+        return Answer(200, {"value": [graph_access.service_principal_view(fake, p) for p in found]})
     if parts == ["servicePrincipals"] and method == "POST":
         app_id = (body or {}).get("appId")
         if not any(a["appId"] == app_id for a in fake.applications.values()):
@@ -104,7 +117,10 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
             )
         if any(p["appId"] == app_id for p in fake.service_principals.values()):
             raise HttpError(409, "Request_MultipleObjectsWithSameKeyValue", "service principal exists")
-        principal: dict[str, t.Any] = {"id": str(uuid.uuid4()), "appId": app_id}
+        principal: dict[str, t.Any] = {"id": str(uuid.uuid4()), "appId": app_id, "appRoleAssignmentRequired": False}
         fake.service_principals[principal["id"]] = principal
-        return Answer(201, copy.deepcopy(principal))
-    raise HttpError(404, "BadRequest", f"no fake for {method} {path}")
+        fake.app_role_assignments[principal["id"]] = []
+        return Answer(201, graph_access.service_principal_view(fake, principal))
+    if len(parts) >= 2 and parts[0] == "servicePrincipals":
+        return graph_access.service_principal(fake, method, parts[1:], body)
+    raise HttpError(501, "NotImplemented", f"no fake for {method} {path}")

@@ -113,4 +113,4 @@ def handle(vault: Vault, method: str, path: str, body: t.Any) -> Answer:
             bundle = _bundle(vault, name, vault.secrets[name][-1])
             bundle.pop("value")
             return Answer(200, bundle)
-    raise HttpError(404, "NotFound", f"no fake for {method} {path}")
+    raise HttpError(501, "NotImplemented", f"no fake for {method} {path}")

@@ -57,7 +57,7 @@ def handle(fake: FakeAzure, method: str, path: str, body: t.Any) -> Answer:
     if method == "GET":
         return get_resource(fake, path, "Microsoft.ContainerService/managedClusters")
     if method != "PUT":
-        raise HttpError(405, "MethodNotAllowed", "only GET and PUT are faked for managed clusters")
+        raise HttpError(501, "NotImplemented", "only GET and PUT are faked for managed clusters")
     current = fake.resources.get(key)
     if current is None:
         raise HttpError(400, "BadRequest", "creating clusters is not faked")

@@ -1,7 +1,9 @@
-"""ARM ``Microsoft.Authorization/roleAssignments``: list at subscription, GET/PUT at any scope.
+"""ARM ``Microsoft.Authorization/roleAssignments``: list at subscription, GET/PUT/DELETE at any scope.
 
 A second assignment of the same role to the same principal at the same scope is refused with 409
-``RoleAssignmentExists``, as Azure does.
+``RoleAssignmentExists``, as Azure does. Any scope is accepted, including a single Key Vault
+secret (``<vault id>/secrets/<name>``, https://learn.microsoft.com/azure/key-vault/general/rbac-guide
+"Secret scope role assignment"); there the vault must exist and use Azure RBAC.
 """
 
 from __future__ import annotations
@@ -23,12 +25,24 @@ def list_at_subscription(fake: FakeAzure) -> Answer:
 def handle(fake: FakeAzure, method: str, path: str, body: t.Any) -> Answer:
     if method == "GET":
         return get_resource(fake, path, "role assignment")
+    if method == "DELETE":
+        # https://learn.microsoft.com/rest/api/authorization/role-assignments/delete: 200 with the
+        # deleted assignment, 204 when there was none.
+        removed = fake.resources.pop(path.lower().rstrip("/"), None)
+        return Answer(200, removed) if removed else Answer(204)
     if method != "PUT":
-        raise HttpError(405, "MethodNotAllowed", method)
+        raise HttpError(501, "NotImplemented", f"no fake for {method} on role assignments")
     props = (body or {}).get("properties") or {}
     scope = path.rstrip("/").split("/providers/Microsoft.Authorization/roleAssignments/", 1)
     if len(scope) != 2:
         scope = re.split(r"/providers/microsoft\.authorization/roleassignments/", path.rstrip("/"), flags=re.I)
+    secret_scope = re.search(r"/providers/microsoft\.keyvault/vaults/([^/]+)/secrets/([^/]+)$", scope[0], flags=re.I)
+    if secret_scope:
+        vault = fake.resources.get(scope[0].lower().split("/secrets/")[0])
+        if vault is None:
+            raise HttpError(404, "ResourceNotFound", f"The Resource '{scope[0]}' was not found.")
+        if not vault["properties"].get("enableRbacAuthorization"):
+            raise HttpError(400, "BadRequest", "Secret scope role assignments need a vault that uses Azure RBAC.")
     for key, existing in fake.resources.items():
         other = existing.get("properties", {})
         if (

@@ -55,6 +55,9 @@ class FakeAzure:
         self.pending: dict[str, dict[str, t.Any]] = {}  # operation id -> resource id and final body
         self.applications: dict[str, dict[str, t.Any]] = {}
         self.service_principals: dict[str, dict[str, t.Any]] = {}
+        self.app_role_assignments: dict[str, list[dict[str, t.Any]]] = {}  # resource SP id -> assignments
+        self.federated_credentials: dict[str, list[dict[str, t.Any]]] = {}  # application object id -> credentials
+        self.directory: dict[str, dict[str, t.Any]] = {}  # lower-case object id -> user or group
         self.vaults: dict[str, Vault] = {}
         self.servers: list[ThreadingHTTPServer] = []
         self.ca_file, self.cert_file, self.key_file = make_tls(workdir / "tls")
@@ -112,6 +115,12 @@ class FakeAzure:
     def add_cluster(self, resource_group: str, name: str, location: str = "westeurope") -> str:
         """A managed cluster as the API returns it, with unrelated settings tests can check survive."""
         return managed_clusters.seed(self, resource_group, name, location)
+
+    def add_group(self, object_id: str, display_name: str) -> None:
+        self.directory[object_id.lower()] = {"displayName": display_name, "principalType": "Group"}
+
+    def add_user(self, object_id: str, display_name: str) -> None:
+        self.directory[object_id.lower()] = {"displayName": display_name, "principalType": "User"}
 
     def resource(self, resource_id: str) -> dict[str, t.Any] | None:
         return self.resources.get(resource_id.lower())

@@ -19,7 +19,7 @@ def handle(fake: FakeAzure, method: str, path: str, body: t.Any) -> Answer:
     if method == "GET":
         return get_resource(fake, path, "Microsoft.KeyVault/vaults")
     if method != "PUT":
-        raise HttpError(405, "MethodNotAllowed", method)
+        raise HttpError(501, "NotImplemented", f"no fake for {method} {path}")
     name = path.rstrip("/").rsplit("/", 1)[-1]
     props = dict((body or {}).get("properties") or {})
     for required in ("tenantId", "sku"):

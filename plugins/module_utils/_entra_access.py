@@ -1,0 +1,264 @@
+# Copyright: zerotrust.aks contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Who may sign in through the app registration: app roles, their assignments and federated credentials.
+
+This module is private to the collection: its names may change in any release. It holds the
+decisions of the entra_application module that need no network, so unit tests can cover them.
+
+Ownership rules (what the collection may change or remove), documented in roles/entra_app/README.md:
+
+* An app role is the collection's when its id is the deterministic id of its value
+  (:func:`app_role_id`). Roles with any other id (made in the portal, by another tool) are
+  never changed or removed; a wanted value that already exists keeps the role's id, because
+  Graph refuses to change or remove an enabled role.
+* Assignments are authoritative per declared role: for each role in the module's ``app_roles``,
+  the principals assigned are exactly those the inventory lists; assignments to any other role
+  are never touched.
+* Federated identity credentials and client secrets are the collection's when their name
+  starts with the collection's prefix.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import typing as t
+import uuid
+
+from ansible_collections.zerotrust.aks.plugins.module_utils import _validation
+
+# uuid5 namespace of the collection's app role ids: the same value gives the same id on every
+# run and every controller, so a re-run finds the role it made without keeping any state.
+APP_ROLE_NAMESPACE = uuid.uuid5(
+    uuid.NAMESPACE_URL, "https://galaxy.ansible.com/ui/repo/published/zerotrust/aks/app-role"
+)
+MEMBER_TYPES = ("User", "Application")
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"  # noqa: S105 - an audience, not a password
+# The same rule ARM documents for user-assigned identities' credentials; Graph's "URL friendly".
+FIC_NAME = re.compile(r"^[A-Za-z0-9][-_A-Za-z0-9]{2,119}$")
+
+
+def app_role_id(value: str) -> str:
+    return str(uuid.uuid5(APP_ROLE_NAMESPACE, value))
+
+
+def is_collection_role(role: dict[str, t.Any]) -> bool:
+    return str(role.get("id", "")).lower() == app_role_id(str(role.get("value", "")))
+
+
+def is_guid(value: t.Any) -> bool:
+    return bool(_validation.is_guid(value))
+
+
+def federated_credential_errors(item: dict[str, t.Any]) -> list[str]:
+    """What Graph refuses in a federated identity credential
+    (https://learn.microsoft.com/graph/api/resources/federatedidentitycredential): the name is at
+    most 120 URL-friendly characters, the issuer a URL, and audiences hold exactly one value."""
+    errors = []
+    if not FIC_NAME.match(str(item.get("name", ""))):
+        errors.append("name must be 3-120 letters, digits, - and _, starting with a letter or digit")
+    if not str(item.get("issuer", "")).startswith("https://"):
+        errors.append("issuer must be an https:// URL")
+    if not str(item.get("subject", "")).strip():
+        errors.append("subject must not be empty")
+    if len(item.get("audiences") or [TOKEN_EXCHANGE_AUDIENCE]) != 1:
+        errors.append("audiences must hold exactly one value")
+    return errors
+
+
+def app_role_errors(roles: list[dict[str, t.Any]]) -> list[str]:
+    """What Graph would refuse in ``roles`` (https://learn.microsoft.com/graph/api/resources/approle)."""
+    errors = []
+    seen: set[str] = set()
+    for index, role in enumerate(roles):
+        value = role.get("value")
+        if not _validation.is_app_role_value(value):
+            errors.append(
+                f"app_roles[{index}].value must be 1-120 ASCII letters, digits or symbols without spaces or commas, "
+                f"not starting with a dot; got {value!r}"
+            )
+        elif value in seen:
+            errors.append(f"app_roles[{index}].value {value!r} appears twice")
+        seen.add(str(value))
+        for name in ("display_name", "description"):
+            if not str(role.get(name) or "").strip():
+                errors.append(f"app_roles[{index}].{name} must not be empty")
+        members = role.get("allowed_member_types") or ["User"]
+        if not members or any(m not in MEMBER_TYPES for m in members):
+            errors.append(f"app_roles[{index}].allowed_member_types must be a subset of {list(MEMBER_TYPES)}")
+    return errors
+
+
+def _graph_role(role: dict[str, t.Any], role_id: str) -> dict[str, t.Any]:
+    return {
+        "allowedMemberTypes": sorted(role.get("allowed_member_types") or ["User"]),
+        "description": role["description"],
+        "displayName": role["display_name"],
+        "id": role_id,
+        "isEnabled": True,
+        "value": role["value"],
+    }
+
+
+def _comparable(roles: t.Iterable[dict[str, t.Any]]) -> list[tuple[t.Any, ...]]:
+    return sorted(
+        (
+            str(r.get("id", "")).lower(),
+            r.get("value"),
+            r.get("displayName"),
+            r.get("description"),
+            tuple(sorted(r.get("allowedMemberTypes") or [])),
+            bool(r.get("isEnabled", True)),
+        )
+        for r in roles
+    )
+
+
+class AppRolePlan(t.NamedTuple):
+    first: list[dict[str, t.Any]] | None  # appRoles to PATCH before assignments change; None: nothing
+    last: list[dict[str, t.Any]] | None  # appRoles to PATCH after assignments to retired roles are gone
+    final: list[dict[str, t.Any]]  # the application's appRoles afterwards
+    declared_ids: dict[str, str]  # wanted value -> role id
+    retired: list[dict[str, t.Any]]  # collection roles no longer wanted (removed)
+
+
+def plan_app_roles(existing: list[dict[str, t.Any]], wanted: list[dict[str, t.Any]]) -> AppRolePlan:
+    """The PATCH bodies of ``appRoles`` that bring ``existing`` to ``wanted``.
+
+    ``appRoles`` is a collection Graph replaces as a whole, so each body carries every role.
+    New roles must exist before users are assigned to them (``first``). Removing an enabled
+    role is refused (``CannotDeleteOrUpdateEnabledEntitlement``), and a removed role would leave
+    its assignments behind: a retired role is disabled in ``first`` and left out of ``last``,
+    which is sent once its assignments are deleted.
+    """
+    by_value = {str(r.get("value")): r for r in existing}
+    existing_ids = {str(r.get("id", "")).lower(): r for r in existing}
+    declared_ids: dict[str, str] = {}
+    declared: list[dict[str, t.Any]] = []
+    wanted_values = {str(r["value"]) for r in wanted}
+    for role in wanted:
+        current = by_value.get(str(role["value"]))
+        role_id = str(current["id"]) if current else app_role_id(role["value"])
+        if not current and role_id.lower() in existing_ids:
+            raise ValueError(
+                f"app role id {role_id} (derived from {role['value']!r}) is taken by the role "
+                f"{existing_ids[role_id.lower()].get('value')!r}; rename one of them"
+            )
+        declared_ids[str(role["value"])] = role_id
+        declared.append(_graph_role(role, role_id))
+    retired = [r for r in existing if is_collection_role(r) and str(r.get("value")) not in wanted_values]
+    retired_ids = {str(r["id"]).lower() for r in retired}
+    # Roles that are neither wanted nor the collection's stay exactly as they are.
+    others = [
+        copy.deepcopy(r)
+        for r in existing
+        if str(r.get("value")) not in wanted_values and str(r.get("id", "")).lower() not in retired_ids
+    ]
+    final = others + declared
+    if retired:
+        first = final + [dict(copy.deepcopy(r), isEnabled=False) for r in retired]
+        return AppRolePlan(
+            first if _comparable(first) != _comparable(existing) else None, final, final, declared_ids, retired
+        )
+    return AppRolePlan(final if _comparable(final) != _comparable(existing) else None, None, final, declared_ids, [])
+
+
+class AssignmentPlan(t.NamedTuple):
+    add: list[dict[str, str]]  # {principalId, appRoleId}
+    remove: list[dict[str, t.Any]]  # existing appRoleAssignment objects
+
+
+def plan_assignments(
+    existing: list[dict[str, t.Any]],
+    wanted: list[dict[str, t.Any]],
+    *,
+    role_ids: dict[str, str],
+    managed_role_ids: t.Iterable[str],
+) -> AssignmentPlan:
+    """Assignments to add and to delete so the managed roles hold exactly ``wanted``.
+
+    ``wanted`` items are ``{principal_id, role}`` (``role``: an app role value in ``role_ids``).
+    Only assignments to ``managed_role_ids`` are ever removed.
+    """
+    managed = {i.lower() for i in managed_role_ids}
+    want: set[tuple[str, str]] = set()
+    add: list[dict[str, str]] = []
+    for item in wanted:
+        pair = (str(item["principal_id"]).lower(), role_ids[item["role"]].lower())
+        if pair in want:
+            continue
+        want.add(pair)
+        if not any(
+            (str(a.get("principalId", "")).lower(), str(a.get("appRoleId", "")).lower()) == pair for a in existing
+        ):
+            add.append({"principalId": pair[0], "appRoleId": role_ids[item["role"]]})
+    remove = [
+        a
+        for a in existing
+        if str(a.get("appRoleId", "")).lower() in managed
+        and (str(a.get("principalId", "")).lower(), str(a.get("appRoleId", "")).lower()) not in want
+    ]
+    return AssignmentPlan(add, remove)
+
+
+class CredentialPlan(t.NamedTuple):
+    create: list[dict[str, t.Any]]
+    update: list[tuple[dict[str, t.Any], dict[str, t.Any]]]  # (existing, PATCH body)
+    remove: list[dict[str, t.Any]]
+
+
+def plan_federated_credentials(
+    existing: list[dict[str, t.Any]], wanted: list[dict[str, t.Any]], *, prefix: str
+) -> CredentialPlan:
+    """Federated identity credentials to create, correct and delete on the application.
+
+    A credential's name is immutable in Graph, so it is the key; the collection's credentials are
+    those whose name starts with ``prefix`` and only those are deleted when no longer wanted.
+    """
+    by_name = {str(c.get("name", "")).lower(): c for c in existing}
+    create, update = [], []
+    wanted_names = set()
+    for item in wanted:
+        body = {
+            "name": item["name"],
+            "issuer": item["issuer"],
+            "subject": item["subject"],
+            "audiences": list(item.get("audiences") or [TOKEN_EXCHANGE_AUDIENCE]),
+            "description": item.get("description") or "",
+        }
+        wanted_names.add(item["name"].lower())
+        current = by_name.get(item["name"].lower())
+        if current is None:
+            create.append(body)
+            continue
+        patch = {k: body[k] for k in ("issuer", "subject", "audiences") if current.get(k) != body[k]}
+        if patch:
+            update.append((current, patch))
+    remove = [
+        c
+        for c in existing
+        if str(c.get("name", "")).startswith(prefix) and str(c.get("name", "")).lower() not in wanted_names
+    ]
+    return CredentialPlan(create, update, remove)
+
+
+def describe_roles(roles: t.Iterable[dict[str, t.Any]]) -> list[str]:
+    return sorted(f"{r.get('value')} ({'enabled' if r.get('isEnabled', True) else 'disabled'})" for r in roles)
+
+
+def describe_assignments(assignments: t.Iterable[dict[str, t.Any]], values_by_id: dict[str, str]) -> list[str]:
+    described = []
+    for a in assignments:
+        role = values_by_id.get(str(a.get("appRoleId", "")).lower(), a.get("appRoleId"))
+        described.append(f"{role}: {str(a.get('principalId')).lower()}")
+    return sorted(described)
+
+
+def describe_credentials(
+    credentials: t.Iterable[dict[str, t.Any]], updates: dict[str, dict[str, t.Any]] | None = None
+) -> list[str]:
+    described = []
+    for credential in credentials:
+        merged = dict(credential, **(updates or {}).get(str(credential.get("name")), {}))
+        described.append(f"{merged.get('name')}: {merged.get('issuer')} {merged.get('subject')}")
+    return sorted(described)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from ansible_collections.zerotrust.aks.plugins.module_utils import _validation as v
 from ansible_collections.zerotrust.aks.plugins.plugin_utils import _stack_access as access
+from ansible_collections.zerotrust.aks.plugins.plugin_utils import _stack_apps as protected
 
 MANAGED_BY = "zerotrust.aks"
 OAUTH2_PROXY_PORT = 4180
@@ -149,7 +150,7 @@ RETIRED: dict[str, str] = {
         "set protected_apps_proxy_buffer_size instead (the protected_apps role renders the Ingress)"
     ),
     "colors_web_affinity_cookie_name": (
-        f"the colors-web Ingress (role protected_apps) names its affinity cookie {access.COLORS_WEB_AFFINITY_COOKIE}"
+        f"the colors-web Ingress (role protected_apps) names its affinity cookie {protected.COLORS_WEB_AFFINITY_COOKIE}"
     ),
 }
 
@@ -314,8 +315,8 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
     # A user app may not live in a namespace the stack creates (or might create): teardown
     # deletes those namespaces with everything in them.
     reserved = {namespace: key.replace("_", "-") for key, namespace in namespaces.items()}
-    demo = access.demo_entry(edge, namespaces["colors_web"], SERVICE_PORT) if demo_apps else None
-    apps = access.apps(errors, inputs, edge, demo, reserved)
+    demo = protected.demo_entry(edge, namespaces["colors_web"], SERVICE_PORT) if demo_apps else None
+    apps = protected.apps(errors, inputs, edge, demo, reserved)
     access.finish(errors, authz, apps, purpose)
     hosts = list(dict.fromkeys([str(host), *(app["host"] for app in apps)]))
     app_namespaces = list(dict.fromkeys(app["namespace"] for app in apps))

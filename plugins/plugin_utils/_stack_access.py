@@ -1,7 +1,7 @@
 # Copyright: zerotrust.aks contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Internal to zerotrust.aks (no compatibility promise): who may enter, for how long, and which
-apps sit behind the login — the access part of the stack model (plugin_utils/_stack.py).
+"""Internal to zerotrust.aks (no compatibility promise): who may enter and for how long — the
+access part of the stack model (plugin_utils/_stack.py; the apps are in _stack_apps.py).
 
 Deny by default: unless the inventory names who is allowed (allowed groups or app roles, app
 role assignments on aks, per-app allowed groups) or opts out explicitly
@@ -12,30 +12,14 @@ would let in every account the issuer signs in (on Entra: every member and B2B g
 from __future__ import annotations
 
 import typing as t
-from urllib.parse import quote
 
 from ansible_collections.zerotrust.aks.plugins.module_utils import _validation as v
 
-# Identity headers an app may ask for -> the header nginx copies from oauth2-proxy's
-# /oauth2/auth answer (--set-xauthrequest). The last two carry the user's tokens: opt-in only.
-HEADERS: dict[str, str] = {
-    "user": "X-Auth-Request-User",
-    "email": "X-Auth-Request-Email",
-    "groups": "X-Auth-Request-Groups",
-    "preferred_username": "X-Auth-Request-Preferred-Username",
-    "access_token": "X-Auth-Request-Access-Token",
-    "authorization": "Authorization",
-}
-TOKEN_HEADERS = ("access_token", "authorization")
-DEFAULT_HEADERS = ("user", "email", "groups")
-APP_FIELDS = ("name", "namespace", "service", "port", "host", "path", "allowed_groups", "headers", "annotations")
-ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
 PRINCIPAL_TYPES = ("Group", "User")
 CLIENT_AUTH = ("secret", "federated")
-COLORS_WEB_AFFINITY_COOKIE = "colors-web-affinity"
 
 
-def _show(value: t.Any) -> str:
+def show(value: t.Any) -> str:
     return repr(value) if not isinstance(value, str) else f'"{value}"'
 
 
@@ -43,19 +27,19 @@ def _is_bool(value: t.Any) -> bool:
     return isinstance(value, bool)
 
 
-def _string_list(
+def string_list(
     errors: list[str], name: str, value: t.Any, check: t.Callable[[t.Any], bool], allowed: str
 ) -> list[str]:
     """A list of unique strings, each passing ``check``; one message per bad item."""
     if not isinstance(value, list):
-        errors.append(f"{name} must be a list of {allowed}; got {_show(value)}.")
+        errors.append(f"{name} must be a list of {allowed}; got {show(value)}.")
         return []
     good: list[str] = []
     for index, item in enumerate(value):
         if not check(item):
-            errors.append(f"{name}[{index}] must be {allowed}; got {_show(item)}.")
+            errors.append(f"{name}[{index}] must be {allowed}; got {show(item)}.")
         elif item in good:
-            errors.append(f"{name}[{index}] repeats {_show(item)}.")
+            errors.append(f"{name}[{index}] repeats {show(item)}.")
         else:
             good.append(item)
     return good
@@ -70,7 +54,7 @@ def session(errors: list[str], inputs: t.Mapping[str, t.Any]) -> dict[str, str]:
     for name, value in (("zerotrust_aks_session_lifetime", lifetime), ("zerotrust_aks_session_refresh", refresh)):
         if not v.is_positive_go_duration(value):
             errors.append(
-                f"{name} must be a Go duration longer than zero, such as 8h, 90m or 1h30m; got {_show(value)}."
+                f"{name} must be a Go duration longer than zero, such as 8h, 90m or 1h30m; got {show(value)}."
             )
     lifetime_s, refresh_s = v.go_duration_seconds(lifetime), v.go_duration_seconds(refresh)
     if lifetime_s and refresh_s and refresh_s >= lifetime_s:
@@ -84,13 +68,13 @@ def session(errors: list[str], inputs: t.Mapping[str, t.Any]) -> dict[str, str]:
 def _app_roles(errors: list[str], value: t.Any) -> list[dict[str, str]]:
     name = "zerotrust_aks_app_roles"
     if not isinstance(value, list):
-        errors.append(f"{name} must be a list of {{value, display_name, description}}; got {_show(value)}.")
+        errors.append(f"{name} must be a list of {{value, display_name, description}}; got {show(value)}.")
         return []
     roles: list[dict[str, str]] = []
     for index, role in enumerate(value):
         where = f"{name}[{index}]"
         if not isinstance(role, t.Mapping):
-            errors.append(f"{where} must be a mapping with value, display_name and description; got {_show(role)}.")
+            errors.append(f"{where} must be a mapping with value, display_name and description; got {show(role)}.")
             continue
         unknown = sorted(set(role) - {"value", "display_name", "description"})
         if unknown:
@@ -100,19 +84,19 @@ def _app_roles(errors: list[str], value: t.Any) -> list[dict[str, str]]:
         if not v.is_app_role_value(role.get("value")):
             errors.append(
                 f"{where}.value must be an app role value (1-120 characters, no spaces or commas, not starting "
-                f"with a dot), such as colors.user; got {_show(role.get('value'))}."
+                f"with a dot), such as colors.user; got {show(role.get('value'))}."
             )
             continue
         if any(known["value"] == role["value"] for known in roles):
-            errors.append(f"{where}.value repeats {_show(role['value'])}.")
+            errors.append(f"{where}.value repeats {show(role['value'])}.")
             continue
         display = role.get("display_name", role["value"])
         if not isinstance(display, str) or not display.strip():
-            errors.append(f"{where}.display_name must be a non-empty string; got {_show(display)}.")
+            errors.append(f"{where}.display_name must be a non-empty string; got {show(display)}.")
             continue
         description = role.get("description", display)
         if not isinstance(description, str) or not description.strip():
-            errors.append(f"{where}.description must be a non-empty string; got {_show(description)}.")
+            errors.append(f"{where}.description must be a non-empty string; got {show(description)}.")
             continue
         roles.append({"value": role["value"], "display_name": display, "description": description})
     return roles
@@ -121,13 +105,13 @@ def _app_roles(errors: list[str], value: t.Any) -> list[dict[str, str]]:
 def _assignments(errors: list[str], value: t.Any, role_values: list[str]) -> list[dict[str, str]]:
     name = "zerotrust_aks_app_role_assignments"
     if not isinstance(value, list):
-        errors.append(f"{name} must be a list of {{principal_id, principal_type, role}}; got {_show(value)}.")
+        errors.append(f"{name} must be a list of {{principal_id, principal_type, role}}; got {show(value)}.")
         return []
     result: list[dict[str, str]] = []
     for index, item in enumerate(value):
         where = f"{name}[{index}]"
         if not isinstance(item, t.Mapping):
-            errors.append(f"{where} must be a mapping with principal_id, principal_type and role; got {_show(item)}.")
+            errors.append(f"{where} must be a mapping with principal_id, principal_type and role; got {show(item)}.")
             continue
         unknown = sorted(set(item) - {"principal_id", "principal_type", "role"})
         if unknown:
@@ -140,18 +124,18 @@ def _assignments(errors: list[str], value: t.Any, role_values: list[str]) -> lis
         ok = True
         if not v.is_guid(principal_id):
             errors.append(
-                f"{where}.principal_id must be the object id (a GUID) of a group or user; got {_show(principal_id)}."
+                f"{where}.principal_id must be the object id (a GUID) of a group or user; got {show(principal_id)}."
             )
             ok = False
         if principal_type not in PRINCIPAL_TYPES:
             errors.append(
-                f"{where}.principal_type must be one of {', '.join(PRINCIPAL_TYPES)}; got {_show(principal_type)}."
+                f"{where}.principal_type must be one of {', '.join(PRINCIPAL_TYPES)}; got {show(principal_type)}."
             )
             ok = False
         if role not in role_values:
             allowed = ", ".join(role_values) or "none: zerotrust_aks_app_roles is empty"
             errors.append(
-                f"{where}.role must be the value of one of zerotrust_aks_app_roles ({allowed}); got {_show(role)}."
+                f"{where}.role must be the value of one of zerotrust_aks_app_roles ({allowed}); got {show(role)}."
             )
             ok = False
         if not ok:
@@ -172,16 +156,16 @@ def authorization(errors: list[str], inputs: t.Mapping[str, t.Any], platform: t.
     elif not v.is_claim_name(claim):
         errors.append(
             "zerotrust_aks_groups_claim must be empty (roles on aks, groups on local) or a claim name such as "
-            f"roles or groups; got {_show(claim)}."
+            f"roles or groups; got {show(claim)}."
         )
-    allowed = _string_list(
+    allowed = string_list(
         errors,
         "zerotrust_aks_allowed_groups",
         inputs.get("zerotrust_aks_allowed_groups", []),
         v.is_group_value,
         GROUP_ALLOWED,
     )
-    domains = _string_list(
+    domains = string_list(
         errors,
         "zerotrust_aks_email_domains",
         inputs.get("zerotrust_aks_email_domains", ["*"]),
@@ -200,7 +184,7 @@ def authorization(errors: list[str], inputs: t.Mapping[str, t.Any], platform: t.
         ("zerotrust_aks_app_role_assignment_required", required),
     ):
         if not _is_bool(value):
-            errors.append(f"{name} must be true or false; got {_show(value)}.")
+            errors.append(f"{name} must be true or false; got {show(value)}.")
     roles = _app_roles(errors, inputs.get("zerotrust_aks_app_roles", []))
     role_values = [role["value"] for role in roles]
     assignments = _assignments(errors, inputs.get("zerotrust_aks_app_role_assignments", []), role_values)
@@ -230,7 +214,7 @@ def authorization(errors: list[str], inputs: t.Mapping[str, t.Any], platform: t.
 def client_auth(errors: list[str], inputs: t.Mapping[str, t.Any], platform: t.Any, identity_mode: t.Any) -> str:
     value = inputs.get("zerotrust_aks_client_auth", "secret")
     if value not in CLIENT_AUTH:
-        errors.append(f"zerotrust_aks_client_auth must be one of {', '.join(CLIENT_AUTH)}; got {_show(value)}.")
+        errors.append(f"zerotrust_aks_client_auth must be one of {', '.join(CLIENT_AUTH)}; got {show(value)}.")
     elif value == "federated" and platform != "aks":
         errors.append(
             "zerotrust_aks_client_auth federated needs the aks platform (Entra federated credentials); "
@@ -242,158 +226,6 @@ def client_auth(errors: list[str], inputs: t.Mapping[str, t.Any], platform: t.An
             "to Entra with the token Workload Identity projects into its pod."
         )
     return str(value)
-
-
-def _app(
-    errors: list[str], index: int, raw: t.Any, stack: t.Mapping[str, t.Any], reserved: t.Mapping[str, str]
-) -> dict[str, t.Any] | None:
-    where = f"zerotrust_aks_apps[{index}]"
-    if not isinstance(raw, t.Mapping):
-        errors.append(f"{where} must be a mapping with at least name and namespace; got {_show(raw)}.")
-        return None
-    before = len(errors)
-    name = raw.get("name")
-    if not v.is_k8s_name(name):
-        errors.append(f"{where}.name must be a Kubernetes name (RFC 1123 label, such as shop); got {_show(name)}.")
-    else:
-        where = f"zerotrust_aks_apps[{index}] ({name})"
-    unknown = sorted(str(key) for key in set(raw) - set(APP_FIELDS))
-    if unknown:
-        errors.append(f"{where} has unknown fields {', '.join(unknown)}; allowed: {', '.join(APP_FIELDS)}.")
-    namespace = raw.get("namespace")
-    if not v.is_k8s_name(namespace):
-        errors.append(
-            f"{where}.namespace must be the name of an existing namespace (RFC 1123 label); got {_show(namespace)}."
-        )
-    elif v.is_system_namespace(namespace):
-        errors.append(
-            f"{where}.namespace is {_show(namespace)}, a system namespace: put the app in a namespace of its own."
-        )
-    elif isinstance(namespace, str) and namespace in reserved:
-        errors.append(
-            f"{where}.namespace is {_show(namespace)}, the namespace of the stack's {reserved[namespace]} "
-            "(teardown removes it): put the app in a namespace of its own."
-        )
-    service = raw.get("service", name)
-    if not v.is_k8s_name(service):
-        errors.append(f"{where}.service must be a Service name (RFC 1123 label); got {_show(service)}.")
-    port = raw.get("port", 80)
-    # The argument spec takes "8080" for an int (an -e value is a string); so does the model.
-    if isinstance(port, str) and port.isdigit():
-        port = int(port)
-    if not v.is_port(port):
-        errors.append(f"{where}.port must be the Service port number (1-65535); got {_show(port)}.")
-    host = raw.get("host") or stack["host"]
-    if not v.is_dns_name(host):
-        errors.append(f"{where}.host must be a lower-case DNS name such as shop.example.com; got {_show(host)}.")
-    path = raw.get("path", "/")
-    if not v.is_http_path(path):
-        errors.append(
-            f"{where}.path must be an absolute URL path such as / or /shop (no blanks or regex); got {_show(path)}."
-        )
-    groups = _string_list(
-        errors, f"{where}.allowed_groups", raw.get("allowed_groups", []), v.is_group_value, GROUP_ALLOWED
-    )
-    headers = _string_list(
-        errors,
-        f"{where}.headers",
-        raw.get("headers", list(DEFAULT_HEADERS)),
-        HEADERS.__contains__,
-        f"one of {', '.join(HEADERS)}",
-    )
-    annotations = raw.get("annotations", {})
-    if not isinstance(annotations, t.Mapping):
-        errors.append(
-            f"{where}.annotations must be a mapping of {ANNOTATION_PREFIX}* names to strings; got {_show(annotations)}."
-        )
-        annotations = {}
-    for key, value in annotations.items():
-        suffix = key[len(ANNOTATION_PREFIX) :] if isinstance(key, str) and key.startswith(ANNOTATION_PREFIX) else None
-        if suffix is None or not suffix:
-            errors.append(
-                f"{where}.annotations: {_show(key)} is not an ingress-nginx annotation ({ANNOTATION_PREFIX}*)."
-            )
-        elif suffix.startswith("auth-") or "snippet" in suffix:
-            errors.append(
-                f"{where}.annotations: {key} is refused: the auth-* annotations are the login itself and "
-                "snippets can bypass it. Use allowed_groups and headers to shape the login."
-            )
-        elif not isinstance(value, str):
-            errors.append(f"{where}.annotations.{key} must be a string (quote it in YAML); got {_show(value)}.")
-    if len(errors) > before:
-        return None
-    url = stack["auth_url"] + ("?allowed_groups=" + quote(",".join(groups), safe=",") if groups else "")
-    return {
-        "name": name,
-        "namespace": namespace,
-        "service": service,
-        "port": port,
-        "host": host,
-        "path": path,
-        "allowed_groups": groups,
-        "headers": headers,
-        "response_headers": [HEADERS[key] for key in headers],
-        "annotations": dict(annotations),
-        "auth_url": url,
-        "signin_url": stack["signin_url"],
-        "demo": False,
-    }
-
-
-def apps(
-    errors: list[str],
-    inputs: t.Mapping[str, t.Any],
-    stack: t.Mapping[str, t.Any],
-    demo_entry: dict[str, t.Any] | None,
-    reserved: t.Mapping[str, str],
-) -> list[dict[str, t.Any]]:
-    """The protected apps, the demo entry first. ``stack``: host, auth_url and signin_url."""
-    raw = inputs.get("zerotrust_aks_apps", [])
-    if not isinstance(raw, list):
-        errors.append(f"zerotrust_aks_apps must be a list of apps ({{name, namespace, ...}}); got {_show(raw)}.")
-        raw = []
-    result = [demo_entry] if demo_entry else []
-    for index, item in enumerate(raw):
-        app = _app(errors, index, item, stack, reserved)
-        if app is None:
-            continue
-        for other in result:
-            if (other["namespace"], other["name"]) == (app["namespace"], app["name"]):
-                errors.append(f"zerotrust_aks_apps[{index}] repeats the Ingress {app['namespace']}/{app['name']}.")
-                break
-            if (other["host"], other["path"]) == (app["host"], app["path"]):
-                errors.append(
-                    f"zerotrust_aks_apps[{index}] ({app['name']}) serves {app['host']}{app['path']}, "
-                    f"which {other['name']} already serves; give it another host or path."
-                )
-                break
-        else:
-            result.append(app)
-    return result
-
-
-def demo_entry(stack: t.Mapping[str, t.Any], namespace: str, port: int) -> dict[str, t.Any]:
-    """The colors web app as the first protected app. Its cookie affinity keeps a user's
-    requests on one replica (ColorsWeb keeps state in memory)."""
-    return {
-        "name": "colors-web",
-        "namespace": namespace,
-        "service": "colors-web",
-        "port": port,
-        "host": stack["host"],
-        "path": "/",
-        "allowed_groups": [],
-        "headers": list(DEFAULT_HEADERS),
-        "response_headers": [HEADERS[key] for key in DEFAULT_HEADERS],
-        "annotations": {
-            "nginx.ingress.kubernetes.io/affinity": "cookie",
-            "nginx.ingress.kubernetes.io/session-cookie-name": COLORS_WEB_AFFINITY_COOKIE,
-            "nginx.ingress.kubernetes.io/session-cookie-secure": "true",
-        },
-        "auth_url": stack["auth_url"],
-        "signin_url": stack["signin_url"],
-        "demo": True,
-    }
 
 
 def undeclared_roles(authz: t.Mapping[str, t.Any], app_list: list[dict[str, t.Any]], platform: t.Any) -> list[str]:

@@ -257,8 +257,8 @@ def finish(errors: list[str], authz: dict[str, t.Any], app_list: list[dict[str, 
     roles = ", ".join(role_values)
     apps_note = f" (apps without allowed_groups: {', '.join(unguarded)})" if unguarded and app_list else ""
     errors.append(
-        "Nobody is allowed in yet: without a rule oauth2-proxy lets every account the issuer signs in reach the "
-        f"apps (on Entra: every member and guest of the tenant){apps_note}. Allow people with one of: "
+        "Nobody is allowed in yet: the inventory does not say who may enter (signing in is not enough: on Entra "
+        f"every member and guest of the tenant can sign in){apps_note}. Allow people with one of: "
         f"zerotrust_aks_allowed_groups: [<value of the {claim} claim>] (on aks an app role value such as "
         f"{role_values[0]}, or a group object id with zerotrust_aks_groups_claim: groups); "
         "on aks, zerotrust_aks_app_role_assignments: [{principal_id: <group object id>, principal_type: Group, "

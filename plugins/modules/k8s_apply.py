@@ -92,7 +92,9 @@ options:
         shown like any other argument."
       - "C(generate) makes a value and keeps it on later runs: C({type: cookie_secret, key: <data
         key>}) (optional C(rotate), C(value_from)), or C({type: tls_selfsigned, host: <DNS
-        name>}) (optional C(group), C(valid_days), C(renew_before_days))."
+        name>}) (optional C(alt_names), a list of further DNS names for the certificate's SANs,
+        C(group), C(valid_days), C(renew_before_days)). A certificate kept from an earlier run is
+        renewed when its host or names differ."
       - Not C(no_log), because Ansible would then mask every string in it, namespace names
         included, everywhere in the output. The values belong in O(secret_values).
     type: list

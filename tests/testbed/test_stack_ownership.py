@@ -160,3 +160,148 @@ def test_a_second_converge_changes_nothing_and_keeps_resource_versions(
         assert after == versions
     finally:
         run_playbook("playbooks/teardown.yml", env=env, extra_vars=variables, must_succeed=False)
+
+
+APPS_INSTANCE = "own3-test"
+APPS_NS = {"ingress": "own3-edge", "oauth2_proxy": "own3-auth", "colors_web": "own3-web", "colors_api": "own3-api"}
+SITE_TLS_NAME = "own3-tls"
+
+
+def apps_stack_vars(testbed: LocalTestbed) -> t.Callable[[list[t.Mapping[str, object]]], dict[str, object]]:
+    """The stack's variables for a given apps list; one client secret for all runs, as a user's
+    inventory keeps it (a new one would change the Secret and oauth2-proxy)."""
+    base = dict(
+        stack_vars(testbed),
+        zerotrust_aks_instance=APPS_INSTANCE,
+        zerotrust_aks_ingress_namespace=APPS_NS["ingress"],
+        zerotrust_aks_oauth2_proxy_namespace=APPS_NS["oauth2_proxy"],
+        zerotrust_aks_colors_web_namespace=APPS_NS["colors_web"],
+        zerotrust_aks_colors_api_namespace=APPS_NS["colors_api"],
+        zerotrust_aks_tls_secret_name=SITE_TLS_NAME,
+        zerotrust_aks_demo_apps=True,
+    )
+    return lambda apps_list: dict(base, zerotrust_aks_apps=apps_list)
+
+
+def owned_versions(testbed: LocalTestbed) -> dict[tuple[str, str, str], str]:
+    """(kind, namespace, name) -> resourceVersion of every object the stack instance owns, among the
+    kinds no controller writes back to (a Deployment's status moves on its own)."""
+    core = client.CoreV1Api(testbed.api)
+    networking = client.NetworkingV1Api(testbed.api)
+    selector = f"{OWNER_LABEL}={APPS_INSTANCE}"
+    listings: dict[str, t.Callable[..., t.Any]] = {
+        "Namespace": core.list_namespace,
+        "ConfigMap": core.list_config_map_for_all_namespaces,
+        "Secret": core.list_secret_for_all_namespaces,
+        "Service": core.list_service_for_all_namespaces,
+        "ServiceAccount": core.list_service_account_for_all_namespaces,
+        "Ingress": networking.list_ingress_for_all_namespaces,
+        "NetworkPolicy": networking.list_network_policy_for_all_namespaces,
+    }
+    return {
+        (kind, meta(item).namespace or "", str(meta(item).name)): str(meta(item).resource_version)
+        for kind, listing in listings.items()
+        for item in listing(label_selector=selector).items
+    }
+
+
+def test_protected_apps_in_the_users_namespaces_are_added_and_removed_without_touching_them(
+    env: dict[str, str], testbed: LocalTestbed, core: client.CoreV1Api, namespace: t.Callable[..., str]
+) -> None:
+    """Two apps in two namespaces the user made before the stack: each namespace gets its own
+    protected Ingress and the site's TLS Secret, and nothing else; a second converge changes
+    nothing; teardown takes those two objects back and leaves the namespaces and what the user
+    keeps there exactly as they were.
+
+    Rough edge, asserted as it is today: the apply engine does not prune. An app removed from
+    zerotrust_aks_apps keeps its Ingress (still pointing at oauth2-proxy with its old
+    allowed_groups, so it stays protected) and its copy of the TLS Secret (no longer renewed)
+    until teardown, which finds both by the ownership label and deletes them.
+    """
+    networking = client.NetworkingV1Api(testbed.api)
+    shop_ns, blog_ns = namespace("own3-shop"), namespace("own3-blog")
+    core.create_namespaced_config_map(
+        shop_ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="user-data"), data={"k": "v"})
+    )
+    for ns, name in ((shop_ns, "shop"), (blog_ns, "blog")):
+        core.create_namespaced_service(
+            ns,
+            client.V1Service(
+                metadata=client.V1ObjectMeta(name=name),
+                spec=client.V1ServiceSpec(selector={"app": name}, ports=[client.V1ServicePort(port=80)]),
+            ),
+        )
+
+    def user_versions() -> dict[str, str]:
+        return {
+            f"Namespace {shop_ns}": str(meta(core.read_namespace(shop_ns)).resource_version),
+            f"Namespace {blog_ns}": str(meta(core.read_namespace(blog_ns)).resource_version),
+            "ConfigMap user-data": str(meta(core.read_namespaced_config_map("user-data", shop_ns)).resource_version),
+            "Service shop": str(meta(core.read_namespaced_service("shop", shop_ns)).resource_version),
+            "Service blog": str(meta(core.read_namespaced_service("blog", blog_ns)).resource_version),
+        }
+
+    def contents(ns: str) -> dict[str, list[str]]:
+        return {
+            "Ingress": sorted(str(meta(i).name) for i in networking.list_namespaced_ingress(ns).items),
+            "Secret": sorted(str(meta(s).name) for s in core.list_namespaced_secret(ns).items),
+        }
+
+    def auth_url(ns: str, name: str) -> str:
+        annotations = meta(networking.read_namespaced_ingress(name, ns)).annotations or {}
+        return str(annotations.get("nginx.ingress.kubernetes.io/auth-url"))
+
+    shop: dict[str, object] = {
+        "name": "shop",
+        "namespace": shop_ns,
+        "host": "shop.own.test",
+        "allowed_groups": ["shop-buyers"],
+    }
+    blog: dict[str, object] = {
+        "name": "blog",
+        "namespace": blog_ns,
+        "host": "blog.own.test",
+        "allowed_groups": ["blog-editors", "blog-readers"],
+    }
+    with_apps = apps_stack_vars(testbed)
+    user_before = user_versions()
+    torn_down = False
+    try:
+        run_playbook("playbooks/cluster.yml", env=env, extra_vars=with_apps([shop, blog]))
+        for ns, name in ((shop_ns, "shop"), (blog_ns, "blog")):
+            assert contents(ns) == {"Ingress": [name], "Secret": [SITE_TLS_NAME]}, ns
+            assert core.read_namespaced_secret(SITE_TLS_NAME, ns).type == "kubernetes.io/tls"
+            ingress = networking.read_namespaced_ingress(name, ns)
+            assert (meta(ingress).labels or {}).get(OWNER_LABEL) == APPS_INSTANCE
+        # The demo app's Ingress asks oauth2-proxy without a query; each app adds its own groups.
+        proxy_auth_url = auth_url(APPS_NS["colors_web"], "colors-web")
+        assert proxy_auth_url.startswith(f"http://oauth2-proxy.{APPS_NS['oauth2_proxy']}.svc"), proxy_auth_url
+        assert auth_url(shop_ns, "shop") == proxy_auth_url + "?allowed_groups=shop-buyers"
+        assert auth_url(blog_ns, "blog") == proxy_auth_url + "?allowed_groups=blog-editors,blog-readers"
+        assert user_versions() == user_before, "the converge wrote to the user's namespaces or objects"
+
+        owned = owned_versions(testbed)
+        again = run_playbook("playbooks/cluster.yml", env=env, extra_vars=with_apps([shop, blog]))
+        assert again.changed == 0, again.describe()
+        assert owned_versions(testbed) == owned
+
+        # blog leaves the list: nothing prunes its Ingress or TLS Secret (see the docstring).
+        run_playbook("playbooks/cluster.yml", env=env, extra_vars=with_apps([shop]))
+        left = owned_versions(testbed)
+        for kind, name in (("Ingress", "blog"), ("Secret", SITE_TLS_NAME)):
+            assert left[(kind, blog_ns, name)] == owned[(kind, blog_ns, name)], f"{kind} {blog_ns}/{name}"
+        assert contents(blog_ns) == {"Ingress": ["blog"], "Secret": [SITE_TLS_NAME]}
+        assert auth_url(blog_ns, "blog") == proxy_auth_url + "?allowed_groups=blog-editors,blog-readers"
+
+        # Teardown runs with the shorter list and still finds blog's leftovers by their label.
+        run_playbook("playbooks/teardown.yml", env=env, extra_vars=with_apps([shop]))
+        torn_down = True
+        for ns in (shop_ns, blog_ns):
+            assert namespace_exists(core, ns), f"teardown deleted the user's namespace {ns}"
+            assert contents(ns) == {"Ingress": [], "Secret": []}, ns
+        assert user_versions() == user_before, "teardown wrote to the user's namespaces or objects"
+        assert core.read_namespaced_config_map("user-data", shop_ns).data == {"k": "v"}
+        assert owned_versions(testbed) == {}
+    finally:
+        if not torn_down:
+            run_playbook("playbooks/teardown.yml", env=env, extra_vars=with_apps([shop, blog]), must_succeed=False)

@@ -1,0 +1,177 @@
+"""The fake's Graph and ARM rules that the azure layer depends on, checked directly over HTTPS.
+
+A fake that accepted what Graph refuses would let the entra_application module pass while it
+would fail against Entra ID: these tests pin the refusals (an enabled app role removed, an
+assignment to a principal or role that does not exist, a duplicate assignment, a second
+credential for the same issuer and subject, a route the fake does not implement).
+"""
+
+from __future__ import annotations
+
+import typing as t
+import uuid
+
+import pytest
+import requests
+from fake_azure import FakeAzure
+from fake_subscription import DEPLOYER_ID, DEPLOYER_SECRET, GROUP_COLORS, RESOURCE_GROUP, SUBSCRIPTION, TENANT
+
+
+class Client:
+    def __init__(self, fake: FakeAzure, base: str, audience: str) -> None:
+        token = requests.post(
+            f"{fake.base_url}/{TENANT}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": DEPLOYER_ID,
+                "client_secret": DEPLOYER_SECRET,
+                "scope": audience + ".default",
+            },
+            verify=str(fake.ca_file),
+            timeout=10,
+        ).json()["access_token"]
+        self.base = base
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.ca_file = str(fake.ca_file)
+
+    def __call__(self, method: str, path: str, body: t.Any = None, **params: str) -> requests.Response:
+        # verify per request: a REQUESTS_CA_BUNDLE in the environment would override Session.verify.
+        return self.session.request(method, self.base + path, json=body, params=params, timeout=10, verify=self.ca_file)
+
+
+@pytest.fixture(scope="module")
+def graph(fake: FakeAzure) -> Client:
+    return Client(fake, fake.graph_url + "/v1.0/", fake.graph_url + "/")
+
+
+@pytest.fixture(scope="module")
+def arm(fake: FakeAzure) -> Client:
+    return Client(fake, fake.base_url, fake.base_url + "/")
+
+
+def role(value: str, enabled: bool = True, role_id: str = "") -> dict[str, t.Any]:
+    return {
+        "allowedMemberTypes": ["User"],
+        "description": value,
+        "displayName": value,
+        "id": role_id or str(uuid.uuid5(uuid.NAMESPACE_URL, value)),
+        "isEnabled": enabled,
+        "value": value,
+    }
+
+
+def error_code(answer: requests.Response) -> str:
+    return str(answer.json()["error"]["code"])
+
+
+@pytest.fixture(scope="module")
+def app_and_principal(graph: Client) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    app = graph("POST", "applications", {"displayName": "rules", "appRoles": [role("a.user")]}).json()
+    principal = graph("POST", "servicePrincipals", {"appId": app["appId"]}).json()
+    return app, principal
+
+
+def test_an_enabled_app_role_cannot_be_removed_or_renamed(
+    graph: Client, app_and_principal: tuple[dict[str, t.Any], dict[str, t.Any]]
+) -> None:
+    app, _principal = app_and_principal
+    removed = graph("PATCH", f"applications/{app['id']}", {"appRoles": []})
+    assert removed.status_code == 400
+    assert error_code(removed) == "CannotDeleteOrUpdateEnabledEntitlement"
+    renamed = graph("PATCH", f"applications/{app['id']}", {"appRoles": [dict(role("a.user"), value="b.user")]})
+    assert renamed.status_code == 400
+    # Disabled first, then removed: accepted.
+    assert graph("PATCH", f"applications/{app['id']}", {"appRoles": [role("a.user", enabled=False)]}).status_code == 204
+    assert graph("PATCH", f"applications/{app['id']}", {"appRoles": []}).status_code == 204
+    assert graph("PATCH", f"applications/{app['id']}", {"appRoles": [role("a.user")]}).status_code == 204
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"value": "has space"},
+        {"value": ".dot"},
+        {"value": "x" * 121},
+        {"id": "not-a-guid"},
+        {"allowedMemberTypes": ["Robot"]},
+    ],
+)
+def test_invalid_app_roles_are_refused(
+    graph: Client, app_and_principal: tuple[dict[str, t.Any], dict[str, t.Any]], bad: dict[str, t.Any]
+) -> None:
+    app, _principal = app_and_principal
+    answer = graph("PATCH", f"applications/{app['id']}", {"appRoles": [role("a.user"), dict(role("c.user"), **bad)]})
+    assert answer.status_code == 400
+
+
+def test_assignments_need_an_existing_principal_and_a_declared_role_and_are_unique(
+    fake: FakeAzure, graph: Client, app_and_principal: tuple[dict[str, t.Any], dict[str, t.Any]]
+) -> None:
+    _app, principal = app_and_principal
+    fake.add_group(GROUP_COLORS, "colors-users")
+    url = f"servicePrincipals/{principal['id']}/appRoleAssignedTo"
+    good = {"principalId": GROUP_COLORS, "resourceId": principal["id"], "appRoleId": role("a.user")["id"]}
+    unknown_principal = dict(good, principalId=str(uuid.uuid4()))
+    assert graph("POST", url, unknown_principal).status_code == 404
+    undeclared = dict(good, appRoleId=str(uuid.uuid4()))
+    answer = graph("POST", url, undeclared)
+    assert answer.status_code == 400
+    assert "was not found on application" in answer.json()["error"]["message"]
+    made = graph("POST", url, good)
+    assert made.status_code == 201
+    assert made.json()["principalType"] == "Group"
+    duplicate = graph("POST", url, good)
+    assert duplicate.status_code == 400
+    assert "already exists" in duplicate.json()["error"]["message"]
+    assert graph("DELETE", f"{url}/{made.json()['id']}").status_code == 204
+    assert graph("DELETE", f"{url}/{made.json()['id']}").status_code == 400
+
+
+def test_federated_credentials_on_an_application(
+    graph: Client, app_and_principal: tuple[dict[str, t.Any], dict[str, t.Any]]
+) -> None:
+    app, _principal = app_and_principal
+    url = f"applications/{app['id']}/federatedIdentityCredentials"
+    credential = {
+        "name": "zerotrust-aks-oauth2-proxy",
+        "issuer": "https://oidc.example.test/x/",
+        "subject": "system:serviceaccount:oauth2-proxy:oauth2-proxy",
+        "audiences": ["api://AzureADTokenExchange"],
+    }
+    assert graph("POST", url, dict(credential, audiences=["a", "b"])).status_code == 400
+    assert graph("POST", url, dict(credential, issuer="http://plain/")).status_code == 400
+    made = graph("POST", url, credential)
+    assert made.status_code == 201
+    assert graph("POST", url, dict(credential, name="zerotrust-aks-other")).status_code == 400  # same issuer+subject
+    assert graph("PATCH", f"{url}/{made.json()['id']}", {"name": "renamed"}).status_code == 400
+    assert graph("DELETE", f"{url}/{made.json()['id']}").status_code == 204
+    assert graph("GET", url).json()["value"] == []
+
+
+def test_user_assigned_identity_credentials_are_validated(fake: FakeAzure, arm: Client) -> None:
+    identity = (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+        "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/rules-identity"
+    )
+    version = {"api-version": "2023-01-31"}
+    props = {"issuer": "https://oidc.example.test/x/", "subject": "system:serviceaccount:a:b", "audiences": ["x"]}
+    # No identity yet: its credential cannot exist.
+    answer = arm("PUT", f"{identity}/federatedIdentityCredentials/cred", {"properties": props}, **version)
+    assert answer.status_code == 404
+    assert arm("PUT", identity, {"location": "westeurope"}, **version).status_code == 201
+    answer = arm(
+        "PUT", f"{identity}/federatedIdentityCredentials/cred", {"properties": dict(props, audiences=[])}, **version
+    )
+    assert answer.status_code == 400
+    answer = arm("PUT", f"{identity}/federatedIdentityCredentials/cred", {"properties": props}, **version)
+    assert answer.status_code == 201
+
+
+def test_unimplemented_routes_answer_501(graph: Client, arm: Client) -> None:
+    assert graph("GET", "users").status_code == 501
+    assert graph("GET", "groups/x/members").status_code == 501
+    answer = arm(
+        "GET", f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Compute/virtualMachines", **{"api-version": "1"}
+    )
+    assert answer.status_code == 501

@@ -19,7 +19,10 @@ from .conftest import CLUSTER_PLAYBOOK, REPO
 # What the azure layer of site.yml sets before the cluster layer runs (made-up values).
 AZURE_LAYER_OUTPUTS = {
     "zerotrust_aks_identity_client_id": "0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b",
-    "zerotrust_aks_secret_fingerprints": {"client_secret": "sha256:0123456789ab", "cookie_secret": "sha256:ba9876543210"},
+    "zerotrust_aks_secret_fingerprints": {
+        "client_secret": "sha256:0123456789ab",
+        "cookie_secret": "sha256:ba9876543210",
+    },
 }
 
 
@@ -66,7 +69,8 @@ def test_local_inventory_renders_as_shipped(render_env: dict[str, str], tmp_path
     assert "--cookie-expire=8h" in args and "--cookie-refresh=1h" in args
     assert not [a for a in args if a.startswith(("--pass-access-token", "--set-authorization-header"))], args
     ingress = objects[("Ingress", "colors-web", "colors-web")]
-    assert "Authorization" not in ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-response-headers"]
+    response_headers = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/auth-response-headers"]
+    assert "Authorization" not in response_headers
     assert_default_deny_everywhere(objects)
 
 

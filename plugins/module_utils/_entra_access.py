@@ -100,6 +100,12 @@ def _graph_role(role: dict[str, t.Any], role_id: str) -> dict[str, t.Any]:
     }
 
 
+def _writable(role: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A role as read, fit to send back: ``origin`` is read-only and "must not be included in any
+    POST or PATCH request" (https://learn.microsoft.com/graph/api/resources/approle)."""
+    return {k: copy.deepcopy(v) for k, v in role.items() if k != "origin"}
+
+
 def _comparable(roles: t.Iterable[dict[str, t.Any]]) -> list[tuple[t.Any, ...]]:
     return sorted(
         (
@@ -150,13 +156,13 @@ def plan_app_roles(existing: list[dict[str, t.Any]], wanted: list[dict[str, t.An
     retired_ids = {str(r["id"]).lower() for r in retired}
     # Roles that are neither wanted nor the collection's stay exactly as they are.
     others = [
-        copy.deepcopy(r)
+        _writable(r)
         for r in existing
         if str(r.get("value")) not in wanted_values and str(r.get("id", "")).lower() not in retired_ids
     ]
     final = others + declared
     if retired:
-        first = final + [dict(copy.deepcopy(r), isEnabled=False) for r in retired]
+        first = final + [dict(_writable(r), isEnabled=False) for r in retired]
         return AppRolePlan(
             first if _comparable(first) != _comparable(existing) else None, final, final, declared_ids, retired
         )

@@ -507,7 +507,13 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
 
         roles = self.converge_app_roles(graph, app, params)
         if roles.first is not None and not self.check_mode:
-            graph.request("PATCH", f"applications/{app['id']}", body={"appRoles": roles.first}, ok=(204, 200))
+            # A just-created application may not have replicated yet (404 for a moment).
+            self.with_replication_retry(
+                functools.partial(
+                    graph.request, "PATCH", f"applications/{app['id']}", body={"appRoles": roles.first}, ok=(204, 200)
+                ),
+                statuses=(404,),
+            )
         principal = self.ensure_service_principal(graph, app["appId"])
         self.converge_assignment_required(graph, principal, params)
         if params["app_role_assignments"] is not None:
@@ -564,12 +570,13 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
         self.results["service_principal_object_id"] = principal["id"]
         return dict(principal)
 
-    def with_replication_retry(self, call: t.Callable[[], t.Any]) -> t.Any:
+    def with_replication_retry(self, call: t.Callable[[], t.Any], statuses: tuple[int, ...] = (400, 404)) -> t.Any:
         for attempt in range(REPLICATION_ATTEMPTS):
             try:
                 return call()
             except AzureRestError as exc:
-                if exc.status not in (400, 404) or attempt == REPLICATION_ATTEMPTS - 1:
+                # A duplicate is final, whatever the replication state.
+                if exc.status not in statuses or "already exists" in str(exc) or attempt == REPLICATION_ATTEMPTS - 1:
                     raise
                 time.sleep(REPLICATION_RETRY_SECONDS)
         raise AssertionError("unreachable")

@@ -95,6 +95,7 @@ def test_an_enabled_app_role_cannot_be_removed_or_renamed(
         {"value": "x" * 121},
         {"id": "not-a-guid"},
         {"allowedMemberTypes": ["Robot"]},
+        {"origin": "Application"},
     ],
 )
 def test_invalid_app_roles_are_refused(

@@ -49,6 +49,9 @@ def checked_app_roles(existing: list[dict[str, t.Any]], wanted: t.Any) -> list[d
     values: set[str] = set()
     roles = []
     for role in wanted:
+        # approle (origin): read-only, "must not be included in any POST or PATCH request".
+        if "origin" in role:
+            raise bad_request("Property 'origin' is read-only and cannot be set.")
         role_id = str(role.get("id") or "")
         # approle: "When creating a new app role, a new GUID identifier must be provided."
         if not GUID.match(role_id):

@@ -19,8 +19,10 @@ FOREIGN: dict[str, t.Any] = {
     "displayName": "Auditor",
     "id": "0d6f2f64-1c5e-4d8e-9a3b-2b7c9d0e1f23",
     "isEnabled": True,
+    "origin": "Application",
     "value": "colors.auditor",
 }
+FOREIGN_WRITABLE = {k: v for k, v in FOREIGN.items() if k != "origin"}
 GROUP = "3f0c8a56-6a3e-4f39-9d5b-1f1b7e0c2d4a"
 OTHER = "7b2e9d14-0c55-4a8e-b3f1-5e6d7c8b9a01"
 
@@ -47,7 +49,8 @@ def test_new_roles_are_declared_in_one_patch_before_assignments() -> None:
     plan = access.plan_app_roles([FOREIGN], [USER])
     assert plan.first is not None and plan.last is None
     assert [r["value"] for r in plan.first] == ["colors.auditor", "colors.user"]
-    assert plan.first[0] == FOREIGN  # a role the collection did not make is sent back unchanged
+    # A role the collection did not make is sent back unchanged, without the read-only origin.
+    assert plan.first[0] == FOREIGN_WRITABLE
     assert plan.declared_ids == {"colors.user": access.app_role_id("colors.user")}
 
 
@@ -71,6 +74,7 @@ def test_a_retired_collection_role_is_disabled_first_then_removed() -> None:
         ("colors.admin", False)
     ]
     assert [r["value"] for r in plan.last] == ["colors.auditor", "colors.user"]
+    assert not any("origin" in r for r in [*plan.first, *plan.last])
 
 
 def test_an_already_disabled_retired_role_is_only_removed() -> None:

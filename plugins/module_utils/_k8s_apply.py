@@ -68,6 +68,9 @@ class Engine:
     secrets: list[dict[str, t.Any]] = field(default_factory=list)
     diffs: list[dict[str, t.Any]] = field(default_factory=list)
     deleted: list[dict[str, t.Any]] = field(default_factory=list)
+    pruned: list[dict[str, t.Any]] = field(default_factory=list)
+    unused_namespaces: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     waited: dict[str, t.Any] = field(default_factory=lambda: {"deployments": [], "seconds": 0.0})
     existing: dict[str, dict[str, str]] = field(default_factory=dict)
     start_revision: int | None = None
@@ -86,13 +89,15 @@ class Engine:
     def result(self) -> dict[str, t.Any]:
         counts = {a: sum(1 for o in self.objects if o["action"] == a) for a in rules.ACTIONS}
         result: dict[str, t.Any] = {
-            "changed": counts[rules.CREATED] + counts[rules.CONFIGURED] > 0 or bool(self.deleted),
+            "changed": counts[rules.CREATED] + counts[rules.CONFIGURED] > 0 or bool(self.deleted or self.pruned),
             "objects": self.objects,
             "secrets": self.secrets,
             "counts": counts,
             "requests": self.client.requests,
             "waited": self.waited,
             "deleted": self.deleted,
+            "pruned": self.pruned,
+            "unused_namespaces": self.unused_namespaces,
         }
         if self.options.diff:
             result["diff"] = self.diffs

@@ -9,32 +9,35 @@ from __future__ import annotations
 
 import typing as t
 
-# Apply and file order. A kind not listed sorts between Service and Deployment.
-KIND_ORDER: tuple[str, ...] = (
-    "Namespace",
-    "CustomResourceDefinition",
-    "ServiceAccount",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "Role",
-    "RoleBinding",
-    "ConfigMap",
-    "Secret",
-    "SecretProviderClass",
-    "IngressClass",
-    "Service",
-    "Deployment",
-    "DaemonSet",
-    "Job",
-    "NetworkPolicy",
-    "PodDisruptionBudget",
-    "Ingress",
-    "ValidatingWebhookConfiguration",
+# Apply and file order, with the apiVersion under which the engine looks for each kind when it
+# lists what a stack owns (pruning, teardown). A kind not listed sorts between Service and
+# Deployment.
+KNOWN_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "Namespace"),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"),
+    ("networking.k8s.io/v1", "IngressClass"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "DaemonSet"),
+    ("batch/v1", "Job"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
 )
+KIND_ORDER: tuple[str, ...] = tuple(kind for _, kind in KNOWN_KINDS)
 UNKNOWN_KIND_RANK = KIND_ORDER.index("Deployment")
 
-# The ownership marker: a label the collection puts only on objects it created. Teardown
-# deletes objects carrying it (with the stack's instance as value), and nothing else.
+# The ownership marker: a label the collection puts only on objects it created. Teardown and
+# pruning delete objects carrying it (with the stack's instance as value), and nothing else.
 OWNER_LABEL = "zerotrust.aks/owned-by"
 
 

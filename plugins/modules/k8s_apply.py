@@ -42,8 +42,18 @@ description:
     replaced by a checksum of the fingerprints of the Secrets from O(secrets) that the pods
     read. A changed Secret therefore rolls the workloads that use it.
   - With O(state=absent), deletes every object that carries the ownership label with the value
-    O(owner), of the kinds in O(objects) and of kind Secret, Namespaces last. Nothing without
-    the label is deleted.
+    O(owner), of the kinds in O(objects) and the kinds the collection makes (its apply order
+    above, and Secret), Namespaces last. Nothing without the label is deleted.
+  - With O(prune=true) (the default) and O(state=present), after everything was applied, deletes
+    the objects that carry the ownership label with the value O(owner) but are no longer among
+    O(objects) and O(secrets), such as the Ingress and TLS Secret of an app taken off the list.
+    It makes one LIST per kind, with the label selector, of the same kinds as O(state=absent).
+    Objects without the label (adopted, the user's, Secrets synced by the Secrets Store CSI
+    driver) are never touched.
+  - Pruning never deletes a Namespace or a CustomResourceDefinition, because everything in it,
+    or of its kind, would go with it. An owned Namespace that is no longer among O(objects) is
+    returned in RV(unused_namespaces) with a warning; what the collection created in it is
+    pruned, and O(state=absent) removes the Namespace.
 author:
   - zerotrust.aks developers (@zerotrust)
 attributes:
@@ -56,12 +66,14 @@ attributes:
         created without asking the server, because a server-side dry run there would be
         refused. Other objects are applied with C(dryRun=All) and compared with a C(GET) of the
         current object.
-      - With O(state=absent), reports what would be deleted.
+      - With O(state=absent), reports what would be deleted. With O(prune=true), reports what would
+        be pruned (LISTs only).
   diff_mode:
     support: full
     details:
       - Returns the object before (from a C(GET) made only in diff mode) and after the apply, as
         YAML, for the objects that changed. For Secrets, only the key names and a fingerprint.
+      - A pruned object is shown by kind, namespace and name only.
 options:
   state:
     description:
@@ -140,6 +152,18 @@ options:
     type: list
     elements: str
     default: [Ingress, ValidatingWebhookConfiguration]
+  prune:
+    description:
+      - With O(state=present), after a successful apply, delete the objects this stack created
+        (ownership label C(zerotrust.aks/owned-by=<owner>)) that are no longer among O(objects)
+        and O(secrets). Namespaces are never pruned; see RV(unused_namespaces).
+      - The objects of one run are then the whole stack of O(owner). Set V(false) when a run
+        applies only part of it.
+      - Needs permission to list each kind in all namespaces. A refused LIST fails the run,
+        naming the kind and the permission.
+      - Ignored with O(state=absent).
+    type: bool
+    default: true
 notes:
   - Connection options and their C(K8S_AUTH_*) environment variables are the same as in
     kubernetes.core. The module reads kubeconfigs itself. It supports tokens, token files,
@@ -264,6 +288,34 @@ waited:
   returned: always
   type: dict
   sample: {deployments: [{namespace: colors-web, name: colors-web, seconds: 2.1}], seconds: 2.3}
+pruned:
+  description:
+    - With O(prune=true), the owned objects deleted (or, in check mode, that would be deleted)
+      because they are no longer among O(objects) and O(secrets).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    kind:
+      description: The object's kind.
+      type: str
+    namespace:
+      description: The object's namespace, empty for cluster-scoped objects.
+      type: str
+    name:
+      description: The object's name.
+      type: str
+  sample:
+    - {kind: Ingress, namespace: blog, name: blog}
+    - {kind: Secret, namespace: blog, name: colors-tls}
+unused_namespaces:
+  description:
+    - With O(prune=true), the Namespaces this stack created that are no longer among O(objects).
+      Pruning keeps them (a warning says so); O(state=absent) deletes them.
+  returned: always
+  type: list
+  elements: str
+  sample: [colors-web]
 deleted:
   description:
     - With O(state=absent), the objects deleted (or, in check mode, that would be deleted).
@@ -293,7 +345,7 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_connection impo
     resolve,
 )
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_secrets import MissingLibraryError
-from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_teardown import absent
+from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_teardown import absent, prune
 
 ARGUMENT_SPEC: dict[str, t.Any] = {
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
@@ -311,6 +363,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
         "elements": "str",
         "default": ["Ingress", "ValidatingWebhookConfiguration"],
     },
+    "prune": {"type": "bool", "default": True},
     **auth_argument_spec(),
 }
 
@@ -349,6 +402,11 @@ def _leaf_strings(value: t.Any) -> t.Iterator[str]:
             yield from _leaf_strings(item)
 
 
+def _warn(module: AnsibleModule, engine: Engine) -> None:
+    for warning in engine.warnings:
+        module.warn(warning)
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
@@ -385,15 +443,20 @@ def main() -> None:
     try:
         if params["state"] == "present":
             engine.present(params["objects"], params["secrets"], params["secret_values"])
+            if params["prune"]:
+                prune(engine, params["objects"])
         else:
             absent(engine, params["objects"])
     except MissingLibraryError as e:
+        _warn(module, engine)
         module.fail_json(msg=missing_required_lib(e.library), **engine.result())
     except (EngineError, ValueError) as e:
         # ValueError: ObjectError (no name, duplicates), SecretSpecError, fill_checksums' refusals.
+        _warn(module, engine)
         module.fail_json(msg=str(e), **engine.result())
     finally:
         client.close()
+    _warn(module, engine)
     module.exit_json(seconds=round(time.monotonic() - started, 2), **engine.result())
 
 

@@ -182,3 +182,41 @@ def test_in_memory_kubeconfig_credentials_are_masked_but_not_the_rest(
     output = json.dumps(result)
     assert "in-memory-token-0a1b2c" not in output
     assert '"kind": "Config"' in output, "only credentials are masked, not every string of the kubeconfig"
+
+
+@pytest.fixture
+def scripted_cluster(monkeypatch: pytest.MonkeyPatch) -> t.Any:
+    """The module talking to the engine tests' scripted API: the stack's namespace 'colors' is
+    applied, 'old-demo' is owned but no longer applied, and each holds an owned ConfigMap."""
+    from ansible_collections.zerotrust.aks.tests.unit.plugins.module_utils.test_k8s_apply_engine import FakeApi
+
+    owned = {"zerotrust.aks/owned-by": "colors"}
+    api = FakeApi({"colors": owned, "old-demo": owned}, lambda path, body: 200)
+    api.lists = {
+        "/api/v1/configmaps": [
+            {"metadata": {"name": "settings", "namespace": ns, "uid": f"u-{ns}", "labels": owned}}
+            for ns in ("colors", "old-demo")
+        ]
+    }
+    api.close = lambda: None
+    monkeypatch.setattr(k8s_apply, "resolve", lambda params, environ: None)
+    monkeypatch.setattr(k8s_apply, "Client", lambda connection: api)
+    return api
+
+
+def test_prune_deletes_what_is_no_longer_applied_and_warns_about_the_namespace(
+    capsys: pytest.CaptureFixture[str], scripted_cluster: t.Any
+) -> None:
+    result = run_module(capsys, objects=[NAMESPACE])
+    assert result["rc"] == 0 and result["changed"] is True
+    assert result["counts"] == {"created": 0, "configured": 0, "unchanged": 1}
+    assert {(p["namespace"], p["name"]) for p in result["pruned"]} == {("colors", "settings"), ("old-demo", "settings")}
+    assert result["unused_namespaces"] == ["old-demo"]
+    assert "pruning never deletes a Namespace" in json.dumps(result["warnings"])
+
+
+def test_prune_false_lists_and_deletes_nothing(capsys: pytest.CaptureFixture[str], scripted_cluster: t.Any) -> None:
+    result = run_module(capsys, objects=[NAMESPACE], prune=False)
+    assert result["rc"] == 0 and result["changed"] is False
+    assert result["pruned"] == [] and result["unused_namespaces"] == []
+    assert not any(c[0] == "DELETE" or (c[2] or {}).get("labelSelector") for c in scripted_cluster.calls)

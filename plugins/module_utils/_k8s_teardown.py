@@ -162,7 +162,7 @@ def prune(engine: Engine, objects: list[dict[str, t.Any]]) -> None:
             "Namespace itself, or delete it yourself once it is empty of anything you keep."
         )
     kinds = [pair for pair in kinds_to_list(objects) if pair[1] not in NEVER_PRUNED]
-    found, _ = list_owned(engine, kinds, "pruning")
+    found = list_owned(engine, kinds, "pruning")[0]
     stale = [(r, item) for r, item in found if _key(r, item) not in desired]
     _reverse_apply_order(stale)
     for resource, item in stale:

@@ -33,7 +33,7 @@ KNOWN_KINDS: tuple[tuple[str, str], ...] = (
     ("networking.k8s.io/v1", "Ingress"),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
 )
-KIND_ORDER: tuple[str, ...] = tuple(kind for _, kind in KNOWN_KINDS)
+KIND_ORDER: tuple[str, ...] = tuple(pair[1] for pair in KNOWN_KINDS)
 UNKNOWN_KIND_RANK = KIND_ORDER.index("Deployment")
 
 # The ownership marker: a label the collection puts only on objects it created. Teardown and

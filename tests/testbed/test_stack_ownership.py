@@ -210,13 +210,10 @@ def test_protected_apps_in_the_users_namespaces_are_added_and_removed_without_to
 ) -> None:
     """Two apps in two namespaces the user made before the stack: each namespace gets its own
     protected Ingress and the site's TLS Secret, and nothing else; a second converge changes
-    nothing; teardown takes those two objects back and leaves the namespaces and what the user
-    keeps there exactly as they were.
-
-    Rough edge, asserted as it is today: the apply engine does not prune. An app removed from
-    zerotrust_aks_apps keeps its Ingress (still pointing at oauth2-proxy with its old
-    allowed_groups, so it stays protected) and its copy of the TLS Secret (no longer renewed)
-    until teardown, which finds both by the ownership label and deletes them.
+    nothing; an app taken off zerotrust_aks_apps loses its Ingress and its copy of the TLS Secret
+    on the next converge (pruned by the ownership label), its namespace and the user's objects
+    stay; teardown takes the rest back and leaves the namespaces and what the user keeps there
+    exactly as they were.
     """
     networking = client.NetworkingV1Api(testbed.api)
     shop_ns, blog_ns = namespace("own3-shop"), namespace("own3-blog")
@@ -285,13 +282,21 @@ def test_protected_apps_in_the_users_namespaces_are_added_and_removed_without_to
         assert again.changed == 0, again.describe()
         assert owned_versions(testbed) == owned
 
-        # blog leaves the list: nothing prunes its Ingress or TLS Secret (see the docstring).
-        run_playbook("playbooks/cluster.yml", env=env, extra_vars=with_apps([shop]))
-        left = owned_versions(testbed)
-        for kind, name in (("Ingress", "blog"), ("Secret", SITE_TLS_NAME)):
-            assert left[(kind, blog_ns, name)] == owned[(kind, blog_ns, name)], f"{kind} {blog_ns}/{name}"
-        assert contents(blog_ns) == {"Ingress": ["blog"], "Secret": [SITE_TLS_NAME]}
-        assert auth_url(blog_ns, "blog") == proxy_auth_url + "?allowed_groups=blog-editors,blog-readers"
+        # blog leaves the list: the next converge prunes its Ingress and TLS Secret, and only those.
+        removed = run_playbook("playbooks/cluster.yml", env=env, extra_vars=with_apps([shop]))
+        assert removed.changed > 0, removed.describe()
+        assert namespace_exists(core, blog_ns), f"pruning deleted the user's namespace {blog_ns}"
+        assert contents(blog_ns) == {"Ingress": [], "Secret": []}
+        assert contents(shop_ns) == {"Ingress": ["shop"], "Secret": [SITE_TLS_NAME]}
+        assert set(owned) - set(owned_versions(testbed)) == {
+            ("Ingress", blog_ns, "blog"),
+            ("Secret", blog_ns, SITE_TLS_NAME),
+        }
+        assert user_versions() == user_before, "pruning wrote to the user's namespaces or objects"
+        settled = owned_versions(testbed)
+        again = run_playbook("playbooks/cluster.yml", env=env, extra_vars=with_apps([shop]))
+        assert again.changed == 0, again.describe()
+        assert owned_versions(testbed) == settled
 
         # Teardown runs with the shorter list and still finds blog's leftovers by their label.
         run_playbook("playbooks/teardown.yml", env=env, extra_vars=with_apps([shop]))

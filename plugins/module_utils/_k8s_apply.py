@@ -41,6 +41,8 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._manifests import (
 )
 
 CRD_KIND = "CustomResourceDefinition"
+WEBHOOK_KIND = "ValidatingWebhookConfiguration"
+WEBHOOK_COLLECTION = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 # A just-Established CRD can answer 404 for a moment on another API server replica.
 FRESH_CRD_RETRY_SECONDS = 10.0
 
@@ -77,6 +79,7 @@ class Engine:
     namespaces_revision: str = ""
     secret_strings: set[str] = field(default_factory=set)
     _rollouts: dict[tuple[str, str], dict[str, t.Any]] = field(default_factory=dict)
+    _webhooks: dict[str, dict[str, t.Any]] = field(default_factory=dict)  # name -> answer
     _crds: dict[tuple[str, str], dict[str, t.Any]] = field(default_factory=dict)  # (group, kind) -> input CRD
     _applied_crds: dict[str, dict[str, t.Any]] = field(default_factory=dict)  # name -> answer
     _fresh: set[tuple[str, str]] = field(default_factory=set)
@@ -221,8 +224,18 @@ class Engine:
                 self.apply(obj)
         if self.options.wait and not self.options.check_mode:
             self.wait_for_rollouts()
-        for obj in everything:
-            if obj["kind"] in deferred:
+        # Webhook configurations before the objects they admit: when one expects its CA bundle
+        # from elsewhere (ingress-nginx's admission-patch Job writes it once the configuration
+        # exists), wait for it, so that the Ingresses after it are admitted by a webhook the API
+        # server can call instead of refused for an unknown CA.
+        late = [obj for obj in everything if obj["kind"] in deferred]
+        webhooks = [obj for obj in late if obj["kind"] == WEBHOOK_KIND]
+        for obj in webhooks:
+            self.apply(obj)
+        if self.options.wait and not self.options.check_mode:
+            self.wait_for_ca_bundles()
+        for obj in late:
+            if obj["kind"] != WEBHOOK_KIND:
                 self.apply(obj)
 
     def _get_secret(self, namespace: str, name: str) -> dict[str, t.Any] | None:
@@ -283,6 +296,8 @@ class Engine:
                 )
             if kind == "Deployment" and api_version == "apps/v1":
                 self._rollouts[(namespace, name)] = after
+            if kind == WEBHOOK_KIND and api_version == "admissionregistration.k8s.io/v1":
+                self._webhooks[name] = after
             if kind == CRD_KIND:
                 self._applied_crds[name] = after
         self._record(obj, action)
@@ -363,6 +378,35 @@ class Engine:
             raise EngineError(
                 f"timed out after {self.options.wait_timeout} s waiting for "
                 f"{len(late)} Deployment(s) to roll out: " + " | ".join(rules.rollout_state(d) for d in late)
+            )
+
+    def wait_for_ca_bundles(self) -> None:
+        """Wait, under the run's wait_timeout, until every webhook configuration applied in this
+        run has its CA bundles. The apply answer already shows them once they are written (no
+        request then); otherwise the configuration is watched from that answer's resourceVersion."""
+        started = time.monotonic()
+        deadline = started + self.options.wait_timeout
+        for name, current in self._webhooks.items():
+            if rules.ca_bundles_ready(current):
+                continue
+            try:
+                done, current = watch_object(self.client, WEBHOOK_COLLECTION, current, deadline, rules.ca_bundles_ready)
+            except (ApiError, ConnectionFailure, WaitError) as e:
+                raise EngineError(f"waiting for the CA bundle of ValidatingWebhookConfiguration {name}: {e}") from e
+            if not done:
+                missing = [
+                    hook.get("name", "?")
+                    for hook in current.get("webhooks") or []
+                    if not (hook.get("clientConfig") or {}).get("caBundle")
+                ]
+                raise EngineError(
+                    f"timed out after {self.options.wait_timeout} s waiting for the CA bundle of "
+                    f"ValidatingWebhookConfiguration {name} (webhooks without one: {', '.join(missing)}). "
+                    "Something must write it (for ingress-nginx, its admission-patch Job: look at that Job's "
+                    "pods and logs); the Ingresses were not applied, because the API server would refuse them."
+                )
+            self.waited.setdefault("webhooks", []).append(
+                {"name": name, "seconds": round(time.monotonic() - started, 1)}
             )
 
 

@@ -212,3 +212,10 @@ def rollout_state(deployment: t.Mapping[str, t.Any]) -> str:
         for c in status.get("conditions") or []
     ]
     return f"{text}; " + "; ".join(conditions) if conditions else f"{text}; no conditions reported yet"
+
+
+def ca_bundles_ready(configuration: t.Mapping[str, t.Any]) -> bool:
+    """Every webhook of an admission webhook configuration has a CA bundle. Until then the API
+    server cannot call it over TLS, and with failurePolicy Fail it refuses every matching write."""
+    webhooks = configuration.get("webhooks") or []
+    return all(((hook.get("clientConfig") or {}).get("caBundle") or "") for hook in webhooks)

@@ -32,6 +32,10 @@ description:
     are equal. The apply answers already carry each Deployment's status, so one that has rolled
     out costs no request. The module watches the others from the C(resourceVersion) of that
     answer.
+  - Of the kinds in O(apply_after_rollout), applies ValidatingWebhookConfigurations first and waits
+    until each webhook of them has a C(caBundle) (ingress-nginx's admission-patch Job writes it once
+    the configuration exists), then the rest, such as Ingresses, which the API server would
+    otherwise refuse while it cannot call the webhook over TLS.
   - Waits for a CustomResourceDefinition from O(objects) to be C(Established) before applying
     objects of its kind.
   - Builds the Secrets of O(secrets) from O(secret_values), and keeps generated values (cookie
@@ -141,8 +145,9 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds to wait in all, for rollouts (or Namespace deletion), and for each
-        CustomResourceDefinition to become Established.
+      - Seconds to wait in all, for rollouts (or Namespace deletion), for each
+        CustomResourceDefinition to become Established, and for the webhook configurations' CA
+        bundles.
     type: int
     default: 300
   apply_after_rollout:
@@ -285,6 +290,8 @@ waited:
   description:
     - The Deployments the module had to wait for (those that had not rolled out when applied),
       with the seconds spent on each, and the seconds spent waiting in all.
+    - C(webhooks) lists the webhook configurations whose CA bundle it had to wait for, with the
+      seconds since the wait began (only when there were any).
   returned: always
   type: dict
   sample: {deployments: [{namespace: colors-web, name: colors-web, seconds: 2.1}], seconds: 2.3}

@@ -322,8 +322,8 @@ def test_requirements_agree_with_the_lock() -> None:
     azure = requirement_lines(REPO / "requirements" / "azure.in")
     assert lines[-len(azure) :] == azure, "requirements.txt must end with requirements/azure.in, verbatim"
     for line in lines[: -len(azure)]:
-        name, _, version = line.partition("==")
-        assert version, f"{line}: pin it to the version in requirements/main.lock"
+        name, separator, version = line.partition("==")
+        assert separator and version, f"{line}: pin it to the version in requirements/main.lock"
         assert lock.get(name.lower()) == version, f"{line}: requirements/main.lock has {lock.get(name.lower())}"
     assert "kubernetes" in {line.partition("==")[0] for line in lines}
     assert not any(line.lower().startswith("openshift") for line in lines), "kubernetes.core 2+ does not use openshift"

@@ -135,7 +135,7 @@ def launch_errors(item: dict[str, t.Any]) -> list[str]:
             return [f"{item['variable']}: too short"]
         if item.get("max") not in ("", None) and len(value) > int(item["max"]):
             return [f"{item['variable']}: too long"]
-    if item["type"] == "integer" and type(value) is not int:
+    if item["type"] == "integer" and (isinstance(value, bool) or not isinstance(value, int)):
         return [f"{item['variable']}: expected an integer"]
     return []
 

@@ -46,7 +46,9 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FakeAzure]:
         subscription_id=SUBSCRIPTION,
         client_id=DEPLOYER_ID,
         client_secret=DEPLOYER_SECRET,
-        lifetime=1800,
+        # The module runs ~25 playbooks; on a loaded machine that passed 30 minutes and the fake
+        # stopped under the last test. It still stops by itself if pytest dies.
+        lifetime=3600,
     ).start()
     azure.add_resource_group(RESOURCE_GROUP)
     azure.add_cluster(RESOURCE_GROUP, CLUSTER)

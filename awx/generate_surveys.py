@@ -53,7 +53,7 @@ class Survey:
 HOST = Question("zerotrust_aks_host", "Site DNS name", required=True)
 INSTANCE = Question("zerotrust_aks_instance", "Installation name")
 
-# zerotrust_aks_platform is no question: awx/controller.yml sets it to aks in each job template's
+# zerotrust_aks_platform is no question: playbooks/controller.yml sets it to aks in each job template's
 # extra vars, and a survey default ("local") would override that on every launch.
 SURVEYS: dict[str, Survey] = {
     "azure": Survey(

@@ -20,13 +20,13 @@ What AWX does for a job (awx/main/tasks/jobs.py, BaseTask.run, RunJob) and what 
   shim (tests/azure/shim) are "Extra Environment Variables", as an AWX admin with a private CA
   would set them.
 - ``env/extravars``: the workflow's extra vars and survey (awx/surveys/azure.json as
-  awx/controller.yml sets it up: the answers given here, the defaults of the others) over the
+  playbooks/controller.yml sets it up: the answers given here, the defaults of the others) over the
   artifacts of the workflow's earlier nodes (``WorkflowJobNode.get_job_kwargs``).
   ``env/settings`` and ``env/cmdline`` as AWX writes them (``-vvv``: the most verbose output is
   what is scanned for secrets); ``inventory/hosts`` is an executable script printing the
   inventory as JSON (``write_inventory_file``). No ``env/passwords``: AWX only answers
   ssh/become/vault prompts, and these jobs have none. Each job gets the credentials of its job
-  template in awx/controller.yml: azure the Azure one, cluster/verify/teardown the Kubernetes one.
+  template in playbooks/controller.yml: azure the Azure one, cluster/verify/teardown the Kubernetes one.
 - Artifacts: ansible-runner's ``awx_display`` callback puts ``set_stats`` data (per_host: false)
   into the ``playbook_on_stats`` event as ``event_data.artifact_data``; AWX stores that as the
   job's artifacts (awx/main/tasks/callback.py). There is no separate artifacts file.
@@ -97,7 +97,7 @@ KEYVAULT = "zt-aks-kv-awx"
 RBAC = REPO / "docs" / "rbac"
 SA_NAMESPACE = SA_NAME = "zerotrust-aks-deployer"
 ESCALATION_PROBE = "zerotrust-aks-escalation-probe"  # the ClusterRole the deployer is refused without ingress-nginx.yml
-# The answers to the workflow's survey (awx/surveys/azure.json, as awx/controller.yml sets it up);
+# The answers to the workflow's survey (awx/surveys/azure.json, as playbooks/controller.yml sets it up);
 # AWX adds the defaults of the questions not answered.
 SURVEY_ANSWERS: dict[str, t.Any] = {
     "zerotrust_aks_host": SITE_HOST,
@@ -106,7 +106,7 @@ SURVEY_ANSWERS: dict[str, t.Any] = {
     "zerotrust_aks_keyvault_name": KEYVAULT,
     "zerotrust_aks_identity_mode": "addon",
 }
-WORKFLOW_EXTRA_VARS = {"zerotrust_aks_platform": "aks"}  # awx/controller.yml's workflow and job templates
+WORKFLOW_EXTRA_VARS = {"zerotrust_aks_platform": "aks"}  # playbooks/controller.yml's workflow and job templates
 # The AWX inventory's variables: run on the execution node itself; who may sign in. The testbed
 # has no admission webhook backend (inventories/testbed); AKS gets the webhook.
 INVENTORY_VARS = {
@@ -117,7 +117,7 @@ INVENTORY_VARS = {
         {"principal_id": GROUP_COLORS, "principal_type": "Group", "role": "colors.user"}
     ],
 }
-# Credentials of each job template (awx/controller.yml): only the azure layer calls Azure.
+# Credentials of each job template (playbooks/controller.yml): only the azure layer calls Azure.
 AZURE = "azure"
 KUBERNETES = "kubernetes"
 # What an AWX admin would put into "Extra Environment Variables" for this fake: its CA, the

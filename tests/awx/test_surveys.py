@@ -1,4 +1,4 @@
-"""Job templates as code: the survey specs (awx/surveys/*.json) and awx/controller.yml, without a controller.
+"""Job templates as code: the survey specs (awx/surveys/*.json) and playbooks/controller.yml, without a controller.
 
 - Drift: every survey file is what awx/generate_surveys.py makes from today's argument specs.
 - AWX's rules: each spec passes a port of AWX's own validation of a survey spec
@@ -271,8 +271,8 @@ def test_cluster_survey_defaults_render_the_cluster_layer(tmp_path: Path, ansibl
 @pytest.mark.parametrize(
     "cmd",
     [
-        ["ansible-playbook", "--syntax-check", "awx/controller.yml"],
-        ["ansible-lint", "--strict", "awx/controller.yml"],
+        ["ansible-playbook", "--syntax-check", "playbooks/controller.yml"],
+        ["ansible-lint", "--strict", "playbooks/controller.yml"],
     ],
     ids=["syntax-check", "ansible-lint"],
 )
@@ -290,7 +290,7 @@ def test_controller_playbook_is_clean(cmd: list[str], ansible_env: dict[str, str
 
 
 def test_controller_uploads_every_survey() -> None:
-    text = (REPO / "awx" / "controller.yml").read_text()
+    text = (REPO / "playbooks" / "controller.yml").read_text()
     layers = yaml.safe_load(text)[0]["vars"]["_awx_layers"]
     assert sorted(layer["name"] for layer in layers) == sorted(p.stem for p in SURVEYS)
-    assert "lookup('ansible.builtin.file', 'surveys/' ~ item.name ~ '.json')" in text
+    assert "lookup('ansible.builtin.file', '../awx/surveys/' ~ item.name ~ '.json')" in text

@@ -11,9 +11,11 @@ Ownership rules (what the collection may change or remove), documented in roles/
   (:func:`app_role_id`). Roles with any other id (made in the portal, by another tool) are
   never changed or removed; a wanted value that already exists keeps the role's id, because
   Graph refuses to change or remove an enabled role.
-* Assignments are authoritative per declared role: for each role in the module's ``app_roles``,
-  the principals assigned are exactly those the inventory lists; assignments to any other role
-  are never touched.
+* An assignment is the collection's when its id is recorded in a tag of the service principal
+  (:func:`assignment_tag`). Only recorded assignments are ever deleted; an assignment made by hand
+  satisfies an inventory entry that asks for it but is never recorded, so it stays when the entry
+  goes (the module warns). Assignments to roles the collection does not manage are never touched.
+* A retired collection role that unrecorded assignments still hold is disabled, not removed.
 * Federated identity credentials and client secrets are the collection's when their name
   starts with the collection's prefix.
 """
@@ -36,6 +38,10 @@ MEMBER_TYPES = ("User", "Application")
 TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"  # noqa: S105 - an audience, not a password
 # The same rule ARM documents for user-assigned identities' credentials; Graph's "URL friendly".
 FIC_NAME = re.compile(r"^[A-Za-z0-9][-_A-Za-z0-9]{2,119}$")
+# servicePrincipal.tags (https://learn.microsoft.com/graph/api/resources/serviceprincipal): a
+# string collection, not nullable, that the collection shares with the portal and other tools;
+# one tag per appRoleAssignment the collection created.
+ASSIGNMENT_TAG_PREFIX = "zerotrust.aks/assignment="
 
 
 def app_role_id(value: str) -> str:
@@ -169,42 +175,102 @@ def plan_app_roles(existing: list[dict[str, t.Any]], wanted: list[dict[str, t.An
     return AppRolePlan(final if _comparable(final) != _comparable(existing) else None, None, final, declared_ids, [])
 
 
+def assignment_tag(assignment_id: str) -> str:
+    return ASSIGNMENT_TAG_PREFIX + assignment_id
+
+
+def recorded_assignment_ids(tags: t.Iterable[str]) -> set[str]:
+    """Ids of the assignments the collection recorded in the service principal's ``tags``."""
+    return {tag[len(ASSIGNMENT_TAG_PREFIX) :] for tag in tags if tag.startswith(ASSIGNMENT_TAG_PREFIX)}
+
+
+def _pair(assignment: dict[str, t.Any]) -> tuple[str, str]:
+    return str(assignment.get("principalId", "")).lower(), str(assignment.get("appRoleId", "")).lower()
+
+
 class AssignmentPlan(t.NamedTuple):
     add: list[dict[str, str]]  # {principalId, appRoleId}
-    remove: list[dict[str, t.Any]]  # existing appRoleAssignment objects
+    remove: list[dict[str, t.Any]]  # recorded appRoleAssignment objects no longer wanted
+    foreign: list[dict[str, t.Any]]  # unrecorded assignments to managed roles (never removed)
+    foreign_unwanted: list[dict[str, t.Any]]  # those of them the inventory does not list (warned about)
 
 
 def plan_assignments(
     existing: list[dict[str, t.Any]],
-    wanted: list[dict[str, t.Any]],
+    wanted: list[dict[str, t.Any]] | None,
     *,
     role_ids: dict[str, str],
     managed_role_ids: t.Iterable[str],
+    recorded: t.Iterable[str],
 ) -> AssignmentPlan:
-    """Assignments to add and to delete so the managed roles hold exactly ``wanted``.
+    """Assignments to add and to delete so the managed roles hold what ``wanted`` lists.
 
-    ``wanted`` items are ``{principal_id, role}`` (``role``: an app role value in ``role_ids``).
-    Only assignments to ``managed_role_ids`` are ever removed.
+    ``wanted`` items are ``{principal_id, role}`` (``role``: an app role value in ``role_ids``);
+    ``None`` adds nothing and wants nothing (a retired role's assignments). Only assignments to
+    ``managed_role_ids`` whose id is in ``recorded`` are ever removed: any other one, made by hand,
+    satisfies an entry that asks for it and stays when the entry goes.
     """
     managed = {i.lower() for i in managed_role_ids}
+    ours = set(recorded)
     want: set[tuple[str, str]] = set()
     add: list[dict[str, str]] = []
-    for item in wanted:
+    have = {_pair(a) for a in existing}
+    for item in wanted or []:
         pair = (str(item["principal_id"]).lower(), role_ids[item["role"]].lower())
         if pair in want:
             continue
         want.add(pair)
-        if not any(
-            (str(a.get("principalId", "")).lower(), str(a.get("appRoleId", "")).lower()) == pair for a in existing
-        ):
+        if pair not in have:
             add.append({"principalId": pair[0], "appRoleId": role_ids[item["role"]]})
-    remove = [
-        a
-        for a in existing
-        if str(a.get("appRoleId", "")).lower() in managed
-        and (str(a.get("principalId", "")).lower(), str(a.get("appRoleId", "")).lower()) not in want
-    ]
-    return AssignmentPlan(add, remove)
+    to_managed = [a for a in existing if _pair(a)[1] in managed]
+    remove = [a for a in to_managed if str(a.get("id")) in ours and _pair(a) not in want]
+    foreign = [a for a in to_managed if str(a.get("id")) not in ours]
+    return AssignmentPlan(add, remove, foreign, [a for a in foreign if _pair(a) not in want])
+
+
+def planned_tags(
+    tags: t.Iterable[str], *, existing: t.Iterable[dict[str, t.Any]], removed: t.Iterable[dict[str, t.Any]]
+) -> list[str]:
+    """The service principal's tags once ``removed`` are deleted, before new ids are appended.
+
+    Every tag that is not the collection's stays, in its place. A recorded id whose assignment is
+    gone (deleted in the portal, or by this run) loses its tag: nothing is left to own.
+    """
+    alive = {str(a.get("id")) for a in existing} - {str(a.get("id")) for a in removed}
+    kept = []
+    for tag in tags:
+        if tag.startswith(ASSIGNMENT_TAG_PREFIX) and tag[len(ASSIGNMENT_TAG_PREFIX) :] not in alive:
+            continue
+        if tag not in kept:
+            kept.append(tag)
+    return kept
+
+
+def held_retired_roles(plan: AppRolePlan, foreign: t.Iterable[dict[str, t.Any]]) -> dict[str, int]:
+    """Retired roles that unrecorded assignments still hold: value -> how many hold it."""
+    held: dict[str, int] = {}
+    by_id = {str(r["id"]).lower(): str(r.get("value")) for r in plan.retired}
+    for assignment in foreign:
+        value = by_id.get(_pair(assignment)[1])
+        if value is not None:
+            held[value] = held.get(value, 0) + 1
+    return held
+
+
+def keep_retired_roles(plan: AppRolePlan, values: t.Iterable[str]) -> AppRolePlan:
+    """``plan`` with the retired roles ``values`` left disabled instead of removed.
+
+    A role removed while an assignment the collection did not make still holds it would leave
+    that assignment dangling: it stays, disabled, until someone removes the assignment in Entra.
+    """
+    keep = set(values)
+    if not keep or plan.last is None:
+        return plan
+    kept = [dict(_writable(r), isEnabled=False) for r in plan.retired if str(r.get("value")) in keep]
+    last = plan.last + kept
+    after_first = plan.first if plan.first is not None else [_writable(r) for r in plan.retired + plan.final]
+    same = _comparable(last) == _comparable(after_first)
+    return AppRolePlan(plan.first, None if same else last, last, plan.declared_ids, plan.retired)
 
 
 class CredentialPlan(t.NamedTuple):
@@ -252,11 +318,19 @@ def describe_roles(roles: t.Iterable[dict[str, t.Any]]) -> list[str]:
     return sorted(f"{r.get('value')} ({'enabled' if r.get('isEnabled', True) else 'disabled'})" for r in roles)
 
 
-def describe_assignments(assignments: t.Iterable[dict[str, t.Any]], values_by_id: dict[str, str]) -> list[str]:
+def describe_assignments(
+    assignments: t.Iterable[dict[str, t.Any]], values_by_id: dict[str, str], recorded: t.Iterable[str] | None = None
+) -> list[str]:
+    """``<role>: <principal id>``; with ``recorded``, followed by ``(recorded)`` for the
+    collection's own, ``(new)`` for one still to be made and ``(foreign)`` for any other."""
+    ours = None if recorded is None else set(recorded)
     described = []
     for a in assignments:
         role = values_by_id.get(str(a.get("appRoleId", "")).lower(), a.get("appRoleId"))
-        described.append(f"{role}: {str(a.get('principalId')).lower()}")
+        text = f"{role}: {str(a.get('principalId')).lower()}"
+        if ours is not None:
+            text += " (new)" if "id" not in a else " (recorded)" if str(a["id"]) in ours else " (foreign)"
+        described.append(text)
     return sorted(described)
 
 

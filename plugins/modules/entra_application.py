@@ -20,13 +20,17 @@ description:
   - With O(app_roles), declares these app roles on the application. A new role's id is derived from its value
     (a name-based UUID), so re-runs find it without keeping state; a value that already exists keeps its id.
     A role the collection made (its id is derived from its value) that is no longer listed is first disabled,
-    then removed, after its assignments are deleted (Graph refuses to remove an enabled role). Roles with any
-    other id are never changed or removed.
+    then removed, after the assignments the collection made to it are deleted (Graph refuses to remove an
+    enabled role). While assignments the collection did not make still hold it, it is only disabled, and the
+    module warns. Roles with any other id are never changed or removed.
   - With O(app_role_assignment_required), sets the service principal's C(appRoleAssignmentRequired), so Entra
     refuses to sign in anyone without an assignment.
   - With O(app_role_assignments), assigns the listed users and groups to the roles through Graph
-    C(appRoleAssignedTo) and deletes assignments to the roles in O(app_roles) whose principal is not listed.
-    Assignments to roles not in O(app_roles) are never touched.
+    C(appRoleAssignedTo) and records the id of each assignment it makes in a tag
+    C(zerotrust.aks/assignment=<id>) of the service principal (its other tags are kept). Only recorded
+    assignments are ever deleted, when the list no longer names them. An assignment made by hand (in the
+    portal) that the list names is left as it is and not recorded; when the list no longer names it, it stays
+    and the module warns. Assignments to roles not in O(app_roles) are never touched.
   - With O(federated_credentials), ensures these federated identity credentials on the application (for
     example the oauth2-proxy ServiceAccount of a cluster's OIDC issuer) and deletes the ones named with
     O(secret_display_name_prefix) that are no longer listed.
@@ -49,8 +53,9 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: The diff lists redirect URIs, app roles, the assignment requirement, assignments, federated
-      credentials and the key ids of the collection's client secrets; never a secret value.
+    details: The diff lists redirect URIs, app roles, the assignment requirement, assignments (each marked
+      C(recorded), C(foreign) or C(new)), federated credentials and the key ids of the collection's client
+      secrets; never a secret value.
 options:
   display_name:
     description: Display name of the application; the key by which it is found.
@@ -135,8 +140,10 @@ options:
     type: bool
   app_role_assignments:
     description:
-      - Users and groups assigned to the roles of O(app_roles). Omit to leave assignments alone.
-      - The assignments to the roles of O(app_roles) become exactly this list.
+      - Users and groups assigned to the roles of O(app_roles). Omit to leave assignments alone (except those
+        the collection made to a role that leaves O(app_roles)).
+      - Missing assignments are made and recorded; recorded ones the list no longer names are deleted. Assignments
+        the collection did not make are never deleted.
     type: list
     elements: dict
     suboptions:
@@ -197,6 +204,9 @@ notes:
   - The identity running the module needs the Graph permission C(Application.ReadWrite.OwnedBy) (then it must own
     the application) or C(Application.ReadWrite.All); O(app_role_assignments) also needs
     C(AppRoleAssignment.ReadWrite.All).
+  - A crash between making an assignment and recording its tag leaves an unrecorded assignment, which the module
+    then treats as made by hand and never deletes (the safe side). Assignments made by releases before
+    the tags existed are not recorded either; delete them in Entra when they should go.
 seealso:
   - name: Microsoft Graph application addPassword
     description: The API that makes client secrets.
@@ -207,6 +217,9 @@ seealso:
   - name: Microsoft Graph appRoleAssignedTo
     description: Assign users and groups to an app role of a service principal.
     link: https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignedto
+  - name: Microsoft Graph servicePrincipal
+    description: The C(tags) property where the module records the assignments it made.
+    link: https://learn.microsoft.com/graph/api/resources/serviceprincipal
   - name: Microsoft Graph federatedIdentityCredential
     description: Federated identity credentials on an application.
     link: https://learn.microsoft.com/graph/api/application-post-federatedidentitycredentials
@@ -306,6 +319,13 @@ removed_assignments:
   returned: success
   type: list
   elements: str
+foreign_assignments:
+  description:
+    - "Assignments to the collection's roles that it did not make (no tag records them), as
+      C(<role value>: <principal id>). They are never deleted."
+  returned: success
+  type: list
+  elements: str
 federated_credentials:
   description: Names of the federated identity credentials the application has afterwards.
   returned: success
@@ -346,7 +366,7 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._entra import (
 REPLICATION_ATTEMPTS = 6
 REPLICATION_RETRY_SECONDS = 5
 APP_FIELDS = "id,appId,displayName,web,groupMembershipClaims,passwordCredentials,signInAudience,appRoles"
-SP_FIELDS = "id,appId,appRoleAssignmentRequired"
+SP_FIELDS = "id,appId,appRoleAssignmentRequired,tags"
 
 
 class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
@@ -477,6 +497,7 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             app_role_assignment_required=False,
             added_assignments=[],
             removed_assignments=[],
+            foreign_assignments=[],
             federated_credentials=[],
         )
         self.note("application", app.get("displayName"), params["display_name"])
@@ -516,10 +537,10 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             )
         principal = self.ensure_service_principal(graph, app["appId"])
         self.converge_assignment_required(graph, principal, params)
-        if params["app_role_assignments"] is not None:
-            self.converge_assignments(graph, principal, roles, params)
-        elif roles.retired:
-            self.remove_assignments_to(graph, principal, roles)
+        roles = self.converge_assignments(graph, principal, roles, params)
+        if params["app_roles"] is not None:
+            # After the assignments: a retired role that foreign assignments hold stays, disabled.
+            self.note("app_roles", access.describe_roles(app.get("appRoles") or []), access.describe_roles(roles.final))
         if roles.last is not None and not self.check_mode:
             graph.request("PATCH", f"applications/{app['id']}", body={"appRoles": roles.last}, ok=(204, 200))
         if params["federated_credentials"] is not None:
@@ -551,7 +572,6 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             return access.AppRolePlan(None, None, existing, {}, [])
         plan = access.plan_app_roles(existing, params["app_roles"])
         self.results["app_role_ids"] = dict(plan.declared_ids)
-        self.note("app_roles", access.describe_roles(existing), access.describe_roles(plan.final))
         return plan
 
     def ensure_service_principal(self, graph: AzureRestClient, app_id: str) -> dict[str, t.Any]:
@@ -609,55 +629,93 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
         principal: dict[str, t.Any],
         roles: access.AppRolePlan,
         params: dict[str, t.Any],
-    ) -> None:
+    ) -> access.AppRolePlan:
+        """Add what the inventory lists; delete only what the collection recorded making.
+
+        Returns ``roles`` with the retired roles that foreign assignments still hold kept
+        (disabled). Without ``app_role_assignments`` only the retired roles' assignments are
+        considered, so that a removed role leaves none dangling.
+        """
+        wanted = params["app_role_assignments"]
+        if wanted is None and not roles.retired:
+            return roles
         role_ids = {str(r.get("value")): str(r.get("id")) for r in roles.final}
-        unknown = sorted({a["role"] for a in params["app_role_assignments"]} - set(role_ids))
+        unknown = sorted({a["role"] for a in wanted or []} - set(role_ids))
         if unknown:
             self.fail(
                 f"app_role_assignments name roles the application does not declare: {', '.join(unknown)}; "
                 f"declared: {', '.join(sorted(role_ids)) or 'none'}"
             )
         existing = self.list_assignments(graph, principal)
-        managed = [*roles.declared_ids.values(), *(str(r["id"]) for r in roles.retired)]
-        plan = access.plan_assignments(
-            existing, params["app_role_assignments"], role_ids=role_ids, managed_role_ids=managed
-        )
+        tags = [str(tag) for tag in principal.get("tags") or []]
+        recorded = access.recorded_assignment_ids(tags)
+        retired_ids = [str(r["id"]) for r in roles.retired]
+        managed = retired_ids if wanted is None else [*roles.declared_ids.values(), *retired_ids]
+        plan = access.plan_assignments(existing, wanted, role_ids=role_ids, managed_role_ids=managed, recorded=recorded)
         values = {str(r.get("id")).lower(): str(r.get("value")) for r in [*roles.final, *roles.retired]}
         kept = [a for a in existing if a not in plan.remove]
         self.note(
             "app_role_assignments",
-            access.describe_assignments(existing, values),
-            access.describe_assignments([*kept, *plan.add], values),
+            access.describe_assignments(existing, values, recorded),
+            access.describe_assignments([*kept, *plan.add], values, recorded),
         )
         self.results["added_assignments"] = access.describe_assignments(plan.add, values)
         self.results["removed_assignments"] = access.describe_assignments(plan.remove, values)
+        self.results["foreign_assignments"] = access.describe_assignments(plan.foreign, values)
+        held = access.held_retired_roles(roles, plan.foreign)
+        retired_lower = {i.lower() for i in retired_ids}
+        for assignment in plan.foreign_unwanted:
+            if str(assignment.get("appRoleId", "")).lower() in retired_lower:
+                continue
+            role = values.get(str(assignment.get("appRoleId", "")).lower(), assignment.get("appRoleId"))
+            self.module.warn(
+                f"the assignment of {str(assignment.get('principalId')).lower()} to the app role {role} is not "
+                "in app_role_assignments but was not made by the collection; remove it in Entra if it should go"
+            )
+        for value, count in sorted(held.items()):
+            self.module.warn(
+                f"the app role {value} is no longer declared but {count} assignment(s) not made by the collection "
+                "still hold it: it is disabled, not removed; remove them in Entra, then re-run to remove the role"
+            )
+        roles = access.keep_retired_roles(roles, held)
+        tags_after = access.planned_tags(tags, existing=existing, removed=plan.remove)
+        if plan.add or tags_after != tags:
+            self.results["changed"] = True
         if self.check_mode or not principal:
-            return
+            return roles
         self.delete_assignments(graph, principal, plan.remove)
-        types = {str(a["principal_id"]).lower(): a["principal_type"] for a in params["app_role_assignments"]}
-        for item in plan.add:
+        made: list[str] = []
+        try:
+            self.add_assignments(graph, principal, plan.add, wanted or [], made)
+        finally:
+            # Recorded even when a later POST fails, so what was made is the collection's.
+            tags_after += [access.assignment_tag(i) for i in made]
+            if tags_after != tags:
+                graph.request("PATCH", f"servicePrincipals/{principal['id']}", body={"tags": tags_after}, ok=(204, 200))
+        return roles
+
+    def add_assignments(
+        self,
+        graph: AzureRestClient,
+        principal: dict[str, t.Any],
+        add: list[dict[str, str]],
+        wanted: list[dict[str, t.Any]],
+        made: list[str],
+    ) -> None:
+        """POST each assignment, appending the id of each one made to ``made``."""
+        types = {str(a["principal_id"]).lower(): a["principal_type"] for a in wanted}
+        url = f"servicePrincipals/{principal['id']}/appRoleAssignedTo"
+        for item in add:
             body = {"principalId": item["principalId"], "resourceId": principal["id"], "appRoleId": item["appRoleId"]}
-            url = f"servicePrincipals/{principal['id']}/appRoleAssignedTo"
-            made = self.with_replication_retry(functools.partial(graph.request, "POST", url, body=body, ok=(201,))).body
-            reported = str((made or {}).get("principalType") or "")
+            answer = self.with_replication_retry(functools.partial(graph.request, "POST", url, body=body, ok=(201,)))
+            created = answer.body or {}
+            made.append(str(created["id"]))
+            reported = str(created.get("principalType") or "")
             if reported and reported != types.get(item["principalId"]):
                 self.module.warn(
                     f"app_role_assignments lists {item['principalId']} as a {types.get(item['principalId'])}, "
                     f"Entra ID says it is a {reported}"
                 )
-
-    def remove_assignments_to(
-        self, graph: AzureRestClient, principal: dict[str, t.Any], roles: access.AppRolePlan
-    ) -> None:
-        """Assignments to roles being retired go first: a removed role would leave them dangling."""
-        retired = {str(r["id"]).lower() for r in roles.retired}
-        doomed = [a for a in self.list_assignments(graph, principal) if str(a.get("appRoleId", "")).lower() in retired]
-        values = {str(r.get("id")).lower(): str(r.get("value")) for r in roles.retired}
-        self.results["removed_assignments"] = access.describe_assignments(doomed, values)
-        if doomed:
-            self.results["changed"] = True
-        if not self.check_mode:
-            self.delete_assignments(graph, principal, doomed)
 
     def delete_assignments(
         self, graph: AzureRestClient, principal: dict[str, t.Any], assignments: list[dict[str, t.Any]]

@@ -14,30 +14,8 @@ import uuid
 import pytest
 import requests
 from fake_azure import FakeAzure
-from fake_subscription import DEPLOYER_ID, DEPLOYER_SECRET, GROUP_COLORS, RESOURCE_GROUP, SUBSCRIPTION, TENANT
-
-
-class Client:
-    def __init__(self, fake: FakeAzure, base: str, audience: str) -> None:
-        token = requests.post(
-            f"{fake.base_url}/{TENANT}/oauth2/v2.0/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": DEPLOYER_ID,
-                "client_secret": DEPLOYER_SECRET,
-                "scope": audience + ".default",
-            },
-            verify=str(fake.ca_file),
-            timeout=10,
-        ).json()["access_token"]
-        self.base = base
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
-        self.ca_file = str(fake.ca_file)
-
-    def __call__(self, method: str, path: str, body: t.Any = None, **params: str) -> requests.Response:
-        # verify per request: a REQUESTS_CA_BUNDLE in the environment would override Session.verify.
-        return self.session.request(method, self.base + path, json=body, params=params, timeout=10, verify=self.ca_file)
+from fake_subscription import GROUP_COLORS, RESOURCE_GROUP, SUBSCRIPTION
+from graph_client import Client
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +105,26 @@ def test_assignments_need_an_existing_principal_and_a_declared_role_and_are_uniq
     assert "already exists" in duplicate.json()["error"]["message"]
     assert graph("DELETE", f"{url}/{made.json()['id']}").status_code == 204
     assert graph("DELETE", f"{url}/{made.json()['id']}").status_code == 400
+
+
+def test_service_principal_tags_are_replaced_by_patch_and_joined_with_the_applications(
+    fake: FakeAzure, graph: Client
+) -> None:
+    # https://learn.microsoft.com/graph/api/resources/serviceprincipal (tags): a string collection,
+    # not nullable, read as the union of the service principal's and its application's tags.
+    app = graph("POST", "applications", {"displayName": "tagged", "tags": ["from-the-app"]}).json()
+    principal = graph("POST", "servicePrincipals", {"appId": app["appId"]}).json()
+    url = f"servicePrincipals/{principal['id']}"
+    assert principal["tags"] == ["from-the-app"]
+    assert graph("PATCH", url, {"tags": ["a", "b"]}).status_code == 204
+    assert graph("GET", url).json()["tags"] == ["a", "b", "from-the-app"]
+    assert graph("PATCH", url, {"tags": ["b"]}).status_code == 204
+    assert graph("GET", url).json()["tags"] == ["b", "from-the-app"]
+    assert graph("PATCH", url, {"tags": None}).status_code == 400
+    assert graph("PATCH", url, {"tags": [1]}).status_code == 400
+    # A property the fake does not model is not silently stored.
+    assert graph("PATCH", url, {"notes": "x"}).status_code == 501
+    assert "notes" not in fake.service_principals[principal["id"]]
 
 
 def test_federated_credentials_on_an_application(

@@ -2,9 +2,9 @@
 
 applications: ``$filter=displayName eq '...'``, POST, GET, PATCH (``appRoles`` validated),
 addPassword, removePassword, federatedIdentityCredentials (list, POST, PATCH, DELETE);
-servicePrincipals: ``$filter=appId eq '...'``, POST, GET, PATCH, appRoleAssignedTo (list, POST,
-DELETE). Users and groups exist only when a test seeds them (``FakeAzure.add_group`` /
-``add_user``): an assignment to any other principal is refused like Graph refuses it.
+servicePrincipals: ``$filter=appId eq '...'``, POST, GET, PATCH (``appRoleAssignmentRequired``,
+``tags``), appRoleAssignedTo (list, POST, DELETE). Users and groups exist only when a test seeds
+them (``FakeAzure.add_group`` / ``add_user``): an assignment to any other principal is refused like Graph refuses it.
 Any other route answers 501.
 """
 
@@ -60,6 +60,7 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
             },
             "passwordCredentials": [],
             "appRoles": [],
+            "tags": list(body.get("tags") or []),
         }
         if "appRoles" in body:
             created["appRoles"] = graph_access.checked_app_roles([], body["appRoles"])
@@ -117,7 +118,12 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
             )
         if any(p["appId"] == app_id for p in fake.service_principals.values()):
             raise HttpError(409, "Request_MultipleObjectsWithSameKeyValue", "service principal exists")
-        principal: dict[str, t.Any] = {"id": str(uuid.uuid4()), "appId": app_id, "appRoleAssignmentRequired": False}
+        principal: dict[str, t.Any] = {
+            "id": str(uuid.uuid4()),
+            "appId": app_id,
+            "appRoleAssignmentRequired": False,
+            "tags": list((body or {}).get("tags") or []),
+        }
         fake.service_principals[principal["id"]] = principal
         fake.app_role_assignments[principal["id"]] = []
         return Answer(201, graph_access.service_principal_view(fake, principal))

@@ -1,7 +1,8 @@
 """Microsoft Graph v1.0: who may sign in to an application, and what it trusts.
 
 * ``appRoles`` of an application (validated on POST and PATCH of the application);
-* servicePrincipals/{id}: GET, PATCH (``appRoleAssignmentRequired``); its ``appRoles`` mirror the
+* servicePrincipals/{id}: GET, PATCH (``appRoleAssignmentRequired``, ``tags``; any other property
+  answers 501); its ``appRoles`` mirror the application's, its ``tags`` are its own joined with the
   application's;
 * servicePrincipals/{id}/appRoleAssignedTo: list, POST, DELETE;
 * applications/{id}/federatedIdentityCredentials: list, POST, PATCH, DELETE.
@@ -102,10 +103,27 @@ def _application_of(fake: FakeAzure, principal: dict[str, t.Any]) -> dict[str, t
 
 
 def service_principal_view(fake: FakeAzure, principal: dict[str, t.Any]) -> dict[str, t.Any]:
-    """A service principal as Graph shows it: its appRoles are its application's."""
+    """A service principal as Graph shows it: its appRoles are its application's, and its tags
+    "the union of strings set here and on the associated application entity's tags property"
+    (https://learn.microsoft.com/graph/api/resources/serviceprincipal, tags)."""
     view = copy.deepcopy(principal)
-    view["appRoles"] = copy.deepcopy(_application_of(fake, principal).get("appRoles") or [])
+    application = _application_of(fake, principal)
+    view["appRoles"] = copy.deepcopy(application.get("appRoles") or [])
+    tags: list[str] = []
+    for tag in [*(principal.get("tags") or []), *(application.get("tags") or [])]:
+        if tag not in tags:
+            tags.append(tag)
+    view["tags"] = tags
     return view
+
+
+def _checked_tags(value: t.Any) -> list[str]:
+    # servicePrincipal (tags): a String collection, "Not nullable"; a PATCH replaces the whole
+    # collection (https://learn.microsoft.com/graph/api/serviceprincipal-update). The page documents
+    # no limit on their number or length, so the fake enforces none.
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        raise bad_request("Invalid value specified for property 'tags' of resource 'ServicePrincipal'.")
+    return list(value)
 
 
 def service_principal(fake: FakeAzure, method: str, parts: list[str], body: t.Any) -> Answer:
@@ -119,13 +137,21 @@ def service_principal(fake: FakeAzure, method: str, parts: list[str], body: t.An
     if len(parts) == 1 and method == "GET":
         return Answer(200, service_principal_view(fake, principal))
     if len(parts) == 1 and method == "PATCH":
-        # https://learn.microsoft.com/graph/api/serviceprincipal-update: appRoleAssignmentRequired is a Boolean.
+        # https://learn.microsoft.com/graph/api/serviceprincipal-update: appRoleAssignmentRequired is a
+        # Boolean, tags a string collection. Every other property is one the fake does not model.
+        changes: dict[str, t.Any] = {}
         for name, value in (body or {}).items():
             if name in ("id", "appId"):
                 raise bad_request(f"{name} cannot be patched")
-            if name == "appRoleAssignmentRequired" and not isinstance(value, bool):
-                raise bad_request("Invalid value specified for property 'appRoleAssignmentRequired'")
-            principal[name] = value
+            if name == "appRoleAssignmentRequired":
+                if not isinstance(value, bool):
+                    raise bad_request("Invalid value specified for property 'appRoleAssignmentRequired'")
+                changes[name] = value
+            elif name == "tags":
+                changes[name] = _checked_tags(value)
+            else:
+                raise HttpError(501, "NotImplemented", f"no fake for PATCH of servicePrincipal property {name}")
+        principal.update(changes)
         return Answer(204)
     if parts[1:2] == ["appRoleAssignedTo"]:
         return app_role_assigned_to(fake, principal, method, parts[2:], body)

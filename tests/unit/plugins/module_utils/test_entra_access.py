@@ -112,11 +112,11 @@ def assignment(principal: str, role_id: str, assignment_id: str = "a1") -> dict[
     return {"id": assignment_id, "principalId": principal, "appRoleId": role_id}
 
 
-def test_assignments_are_added_once_and_removed_only_from_managed_roles() -> None:
+def test_only_recorded_assignments_to_managed_roles_are_removed() -> None:
     user_id = access.app_role_id("colors.user")
     existing = [
         assignment(OTHER, user_id, "gone"),
-        assignment(OTHER, FOREIGN["id"], "foreign"),
+        assignment(OTHER, FOREIGN["id"], "foreign-role"),
         assignment(GROUP.upper(), user_id, "kept"),
     ]
     plan = access.plan_assignments(
@@ -124,9 +124,28 @@ def test_assignments_are_added_once_and_removed_only_from_managed_roles() -> Non
         [{"principal_id": GROUP, "role": "colors.user"}, {"principal_id": OTHER, "role": "colors.auditor"}],
         role_ids={"colors.user": user_id, "colors.auditor": FOREIGN["id"]},
         managed_role_ids=[user_id],
+        recorded={"gone", "kept", "foreign-role"},
     )
     assert plan.add == []
     assert [a["id"] for a in plan.remove] == ["gone"]
+    assert plan.foreign == [] and plan.foreign_unwanted == []
+
+
+def test_an_assignment_made_by_hand_is_never_removed() -> None:
+    user_id = access.app_role_id("colors.user")
+    by_hand = assignment(OTHER, user_id, "by-hand")
+    listed = assignment(GROUP, user_id, "listed-by-hand")
+    plan = access.plan_assignments(
+        [by_hand, listed],
+        [{"principal_id": GROUP, "role": "colors.user"}],
+        role_ids={"colors.user": user_id},
+        managed_role_ids=[user_id],
+        recorded=set(),
+    )
+    # The listed one satisfies its entry (nothing added) and stays unrecorded; the other stays too.
+    assert plan.add == [] and plan.remove == []
+    assert plan.foreign == [by_hand, listed]
+    assert plan.foreign_unwanted == [by_hand]
 
 
 def test_missing_assignments_are_added() -> None:
@@ -136,9 +155,79 @@ def test_missing_assignments_are_added() -> None:
         [{"principal_id": GROUP, "role": "colors.user"}, {"principal_id": GROUP, "role": "colors.user"}],
         role_ids={"colors.user": user_id},
         managed_role_ids=[user_id],
+        recorded=(),
     )
     assert plan.add == [{"principalId": GROUP, "appRoleId": user_id}]
     assert plan.remove == []
+
+
+def test_recorded_ids_are_read_from_the_prefixed_tags_only() -> None:
+    tags = ["WindowsAzureActiveDirectoryIntegratedApp", access.assignment_tag("a1"), "zerotrust.aks/other=x"]
+    assert access.recorded_assignment_ids(tags) == {"a1"}
+
+
+def test_planned_tags_keep_foreign_tags_and_drop_removed_and_vanished_ids() -> None:
+    user_id = access.app_role_id("colors.user")
+    alive, removed = assignment(GROUP, user_id, "alive"), assignment(OTHER, user_id, "removed")
+    tags = [
+        "HideApp",
+        access.assignment_tag("alive"),
+        access.assignment_tag("removed"),
+        access.assignment_tag("deleted-in-the-portal"),
+        "team=colors",
+    ]
+    after = access.planned_tags(tags, existing=[alive, removed], removed=[removed])
+    assert after == ["HideApp", access.assignment_tag("alive"), "team=colors"]
+
+
+def test_a_retired_role_held_by_a_foreign_assignment_is_disabled_not_removed() -> None:
+    plan = access.plan_app_roles([graph_role(USER), graph_role(ADMIN), FOREIGN], [USER])
+    admin_id = access.app_role_id("colors.admin")
+    held = access.held_retired_roles(plan, [assignment(OTHER, admin_id.upper(), "by-hand")])
+    assert held == {"colors.admin": 1}
+    kept = access.keep_retired_roles(plan, held)
+    assert kept.first == plan.first
+    # The first PATCH already disabled it: nothing more to send, and it stays, disabled.
+    assert kept.last is None
+    assert [(r["value"], r.get("isEnabled", True)) for r in kept.final] == [
+        ("colors.auditor", True),
+        ("colors.user", True),
+        ("colors.admin", False),
+    ]
+
+
+def test_a_held_role_already_disabled_needs_no_patch_on_a_rerun() -> None:
+    plan = access.plan_app_roles([graph_role(USER), graph_role(ADMIN, enabled=False)], [USER])
+    kept = access.keep_retired_roles(plan, {"colors.admin": 1})
+    assert kept.first is None and kept.last is None
+    assert access.describe_roles(kept.final) == ["colors.admin (disabled)", "colors.user (enabled)"]
+
+
+def test_of_two_retired_roles_only_the_held_one_stays() -> None:
+    other = {"value": "colors.ops", "display_name": "Ops", "description": "Operates"}
+    plan = access.plan_app_roles([graph_role(USER), graph_role(ADMIN), graph_role(other)], [USER])
+    kept = access.keep_retired_roles(plan, {"colors.admin": 2})
+    assert kept.last is not None
+    assert sorted(r["value"] for r in kept.last) == ["colors.admin", "colors.user"]
+
+
+def test_assignments_are_described_as_recorded_foreign_or_new() -> None:
+    user_id = access.app_role_id("colors.user")
+    values = {user_id: "colors.user"}
+    described = access.describe_assignments(
+        [
+            assignment(GROUP, user_id, "ours"),
+            assignment(OTHER, user_id, "theirs"),
+            {"principalId": GROUP, "appRoleId": user_id},
+        ],
+        values,
+        {"ours"},
+    )
+    assert described == [
+        f"colors.user: {GROUP} (new)",
+        f"colors.user: {GROUP} (recorded)",
+        f"colors.user: {OTHER} (foreign)",
+    ]
 
 
 ISSUER = "https://oidc.example.test/tenant/cluster/"

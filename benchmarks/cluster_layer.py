@@ -130,6 +130,19 @@ def measure(label: str, command: list[str], env: dict[str, str], audit: Path) ->
     }
 
 
+def benchmark_env(state: Path) -> dict[str, str]:
+    """This process's environment with .venv first and a private testbed in STATE as the cluster."""
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+        ZEROTRUST_AKS_TESTBED_DIR=str(state),
+        KUBECONFIG=str(state / "kubeconfig"),
+        K8S_AUTH_KUBECONFIG=str(state / "kubeconfig"),
+        ANSIBLE_NOCOLOR="1",
+    )
+    return env
+
+
 def testbed(env: dict[str, str], *args: str) -> None:
     run([str(REPO / "testbed" / "testbed"), *args], env)
 
@@ -174,14 +187,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="zt-bench-"))
     state = work / "testbed"
     render_dir = work / "render"
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        ZEROTRUST_AKS_TESTBED_DIR=str(state),
-        KUBECONFIG=str(state / "kubeconfig"),
-        K8S_AUTH_KUBECONFIG=str(state / "kubeconfig"),
-        ANSIBLE_NOCOLOR="1",
-    )
+    env = benchmark_env(state)
     kubectl = run([str(REPO / "testbed" / "build"), "--print-path", "kubectl"], env).stdout.strip()
     playbook = ["ansible-playbook", "playbooks/cluster.yml", *INVENTORY]
     results: dict[str, Any] = {}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cluster_layer import INVENTORY, REPO, VENV_BIN, measure, ratio, run, testbed
+from cluster_layer import INVENTORY, REPO, benchmark_env, measure, ratio, run, testbed
 
 
 def apps(count: int) -> list[dict[str, Any]]:
@@ -63,14 +62,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="zt-bench-scale-"))
     state = work / "testbed"
-    env = dict(os.environ)
-    env.update(
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        ZEROTRUST_AKS_TESTBED_DIR=str(state),
-        KUBECONFIG=str(state / "kubeconfig"),
-        K8S_AUTH_KUBECONFIG=str(state / "kubeconfig"),
-        ANSIBLE_NOCOLOR="1",
-    )
+    env = benchmark_env(state)
     kubectl = run([str(REPO / "testbed" / "build"), "--print-path", "kubectl"], env).stdout.strip()
     audit = state / "audit.log"
     results: dict[str, Any] = {}

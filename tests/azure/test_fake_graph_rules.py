@@ -8,6 +8,7 @@ credential for the same issuer and subject, a route the fake does not implement)
 
 from __future__ import annotations
 
+import time
 import typing as t
 import uuid
 
@@ -108,10 +109,11 @@ def test_assignments_need_an_existing_principal_and_a_declared_role_and_are_uniq
 
 
 def test_service_principal_tags_are_replaced_by_patch_and_joined_with_the_applications(
-    fake: FakeAzure, graph: Client
+    fake: FakeAzure, graph: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # https://learn.microsoft.com/graph/api/resources/serviceprincipal (tags): a string collection,
     # not nullable, read as the union of the service principal's and its application's tags.
+    monkeypatch.setattr(fake.behaviour, "principal_lag", 0.0)  # read back at once (lag: its own test)
     app = graph("POST", "applications", {"displayName": "tagged", "tags": ["from-the-app"]}).json()
     principal = graph("POST", "servicePrincipals", {"appId": app["appId"]}).json()
     url = f"servicePrincipals/{principal['id']}"
@@ -167,9 +169,47 @@ def test_user_assigned_identity_credentials_are_validated(fake: FakeAzure, arm: 
     assert answer.status_code == 201
 
 
+def test_a_new_service_principal_is_unreadable_until_replicated_and_unique_at_once(
+    fake: FakeAzure, graph: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fake.behaviour, "principal_lag", 1.5)
+    app = graph("POST", "applications", {"displayName": "replicated"}).json()
+    made = graph("POST", "servicePrincipals", {"appId": app["appId"]})
+    assert made.status_code == 201
+    principal = made.json()
+    assert fake.principals[principal["id"]].type == "ServicePrincipal"
+    assert not fake.principal_visible(principal["id"])
+    # Not found by id, not listed by appId: a replica that has not seen it yet.
+    assert graph("GET", f"servicePrincipals/{principal['id']}").status_code == 404
+    filtered = graph("GET", "servicePrincipals", **{"$filter": f"appId eq '{app['appId']}'"})
+    assert filtered.json()["value"] == []
+    # Still, a second one for the same application is refused (writes see every object).
+    duplicate = graph("POST", "servicePrincipals", {"appId": app["appId"]})
+    assert duplicate.status_code == 409
+    assert error_code(duplicate) == "Request_MultipleObjectsWithSameKeyValue"
+    assert "already in use" in duplicate.json()["error"]["message"]
+    time.sleep(1.6)
+    assert fake.principal_visible(principal["id"])
+    assert graph("GET", f"servicePrincipals/{principal['id']}").json()["appId"] == app["appId"]
+    filtered = graph("GET", "servicePrincipals", **{"$filter": f"appId eq '{app['appId']}'"})
+    assert [p["id"] for p in filtered.json()["value"]] == [principal["id"]]
+
+
+def test_seeded_principals_are_visible_at_once(fake: FakeAzure) -> None:
+    fake.add_user("5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f", "Bob")
+    assert fake.principal_visible("5D6E7F80-1A2B-4C3D-8E9F-0A1B2C3D4E5F")
+    assert fake.principal_visible(fake.deployer_object_id)
+    assert not fake.principal_visible(str(uuid.uuid4()))
+
+
 def test_unimplemented_routes_answer_501(graph: Client, arm: Client) -> None:
     assert graph("GET", "users").status_code == 501
     assert graph("GET", "groups/x/members").status_code == 501
+    # Under a known object too: never a 404 the collection could read as "not found".
+    for path in ("applications/x/owners", "servicePrincipals/x/owners", "servicePrincipals/x/appRoleAssignments"):
+        answer = graph("GET", path)
+        assert answer.status_code == 501, path
+        assert path.split("/", 2)[2] in answer.json()["error"]["message"]
     answer = arm(
         "GET", f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Compute/virtualMachines", **{"api-version": "1"}
     )

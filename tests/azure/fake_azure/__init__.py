@@ -23,6 +23,38 @@ service:
 ``common``               error and answer types shared by the services
 =======================  ======================================================================
 
+Behaviours: how the fake is as strict and as slow as Azure (knobs in ``behaviour.py``; each
+cites its page in a comment where it is implemented).
+
+Data plane, Graph, DNS, faults
+(``keyvault``, ``graph``/``graph_access``, ``server``, ``faults``, ``../shim/sitecustomize.py``):
+
+=====================================  =================================================================
+Key Vault RBAC vault                   403 ``Forbidden``/``ForbiddenByRbac`` unless the caller's role
+                                       (propagated) has the secret's data action at the secret, vault
+                                       or an ancestor scope; key-vault/general/rbac-guide
+Key Vault access-policy vault          403 ``Forbidden``/``AccessDenied`` unless the caller's own entry
+                                       lists the permission (get, list, set, delete, recover, purge,
+                                       all); key-vault/general/assign-access-policy, rest-error-codes
+Key Vault requests                     ``api-version`` required, secret names ``[0-9A-Za-z-]{1,127}``,
+                                       authorization before lookup, other routes 501
+New vault hostname                     ``{name}.vault.fake.test`` does not resolve (EAI_NONAME) for
+                                       ``vault_dns_lag`` s (hosts file ``FakeAzure.hosts_file``, env
+                                       ZEROTRUST_AKS_FAKE_AZURE_HOSTS); Azure/azure-sdk-for-python#1172
+New service principal                  404 by id and absent from ``$filter=appId eq`` for
+                                       ``principal_lag`` s (``FakeAzure.principal_visible``);
+                                       graph/best-practices-concept
+Second service principal of an app     409 ``Request_MultipleObjectsWithSameKeyValue`` at once
+Throttling (``faults.throttle_rate``)  429 + ``Retry-After`` in each service's body shape, before
+                                       handling (no state change); ARM request-limits-and-throttling,
+                                       graph/throttling, key-vault/general/overview-throttling
+Server errors (``faults.error_*``)     seeded 5xx bursts, before handling; graph/errors
+Kill point (``kill_at_call``)          the N-th counted request (``FakeAzure.calls``; token and
+                                       discovery requests are not counted) SIGKILLs its client and is
+                                       not answered; logged ``"fault": "kill"``
+Unimplemented Graph/data-plane route   501 naming the route, never 404
+=====================================  =================================================================
+
 Every request needs a bearer token this fake issued for that service's audience. Every
 request is logged (``FakeAzure.log``) so tests can assert what was, and was not, written.
 It listens on 127.0.0.1 only, on random ports, over TLS with a certificate signed by a CA

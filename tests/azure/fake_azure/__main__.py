@@ -35,9 +35,21 @@ def main() -> None:
     fake.add_resource_group(args.resource_group)
     fake.add_cluster(args.resource_group, args.cluster)
     (args.workdir / "endpoints.json").write_text(
-        json.dumps({"metadata": fake.base_url, "graph": fake.graph_url, "ca_file": str(fake.ca_file)}, indent=2)
+        json.dumps(
+            {
+                "metadata": fake.base_url,
+                "graph": fake.graph_url,
+                "ca_file": str(fake.ca_file),
+                "hosts_file": str(fake.hosts_file),
+            },
+            indent=2,
+        )
     )
-    print(f"fake Azure: metadata {fake.base_url}, Graph {fake.graph_url}, CA {fake.ca_file}", flush=True)
+    print(
+        f"fake Azure: metadata {fake.base_url}, Graph {fake.graph_url}, CA {fake.ca_file}; vault names resolve "
+        f"through {fake.hosts_file} (set ZEROTRUST_AKS_FAKE_AZURE_HOSTS to it, PYTHONPATH to tests/azure/shim)",
+        flush=True,
+    )
     stopped = threading.Event()
 
     def wait_for_lifetime() -> None:

@@ -68,6 +68,8 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
         fake.federated_credentials[created["id"]] = []
         return Answer(201, copy.deepcopy(created))
     if len(parts) >= 2 and parts[0] == "applications":
+        if parts[2:3] not in ([], ["addPassword"], ["removePassword"], ["federatedIdentityCredentials"]):
+            raise HttpError(501, "NotImplemented", f"no fake for {method} {path}")
         app = fake.applications.get(parts[1])
         if app is None:
             raise HttpError(404, "Request_ResourceNotFound", f"Resource '{parts[1]}' does not exist")
@@ -106,7 +108,13 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
             return graph_access.federated_credentials(fake, app, method, parts[3:], body)
     if parts == ["servicePrincipals"] and method == "GET":
         app_id = _filter(query, "appId")
-        found = [p for p in fake.service_principals.values() if app_id is None or p["appId"] == app_id]
+        # Replication: a new service principal is missing from reads for behaviour.principal_lag
+        # (server.FakeAzure.principal_visible).
+        found = [
+            p
+            for p in fake.service_principals.values()
+            if (app_id is None or p["appId"] == app_id) and fake.principal_visible(p["id"])
+        ]
         return Answer(200, {"value": [graph_access.service_principal_view(fake, p) for p in found]})
     if parts == ["servicePrincipals"] and method == "POST":
         app_id = (body or {}).get("appId")
@@ -116,8 +124,17 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
                 "Request_BadRequest",
                 "The appId of the service principal does not reference a valid application object.",
             )
+        # One service principal per application in a tenant
+        # (https://learn.microsoft.com/entra/identity-platform/app-objects-and-service-principals):
+        # a second is refused whatever the replication state, 409 with this code and text (as
+        # Graph v1.0 answers it, quoted in Azure/reliable-web-app-pattern-java#185).
         if any(p["appId"] == app_id for p in fake.service_principals.values()):
-            raise HttpError(409, "Request_MultipleObjectsWithSameKeyValue", "service principal exists")
+            raise HttpError(
+                409,
+                "Request_MultipleObjectsWithSameKeyValue",
+                "The service principal cannot be created, updated, or restored because the service principal "
+                f"name {app_id} is already in use.",
+            )
         principal: dict[str, t.Any] = {
             "id": str(uuid.uuid4()),
             "appId": app_id,
@@ -126,7 +143,10 @@ def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body:
         }
         fake.service_principals[principal["id"]] = principal
         fake.app_role_assignments[principal["id"]] = []
+        fake.add_principal(principal["id"], "ServicePrincipal")
         return Answer(201, graph_access.service_principal_view(fake, principal))
     if len(parts) >= 2 and parts[0] == "servicePrincipals":
+        if parts[2:3] not in ([], ["appRoleAssignedTo"]):
+            raise HttpError(501, "NotImplemented", f"no fake for {method} {path}")
         return graph_access.service_principal(fake, method, parts[1:], body)
     raise HttpError(501, "NotImplemented", f"no fake for {method} {path}")

@@ -128,6 +128,12 @@ def _checked_tags(value: t.Any) -> list[str]:
 
 def service_principal(fake: FakeAzure, method: str, parts: list[str], body: t.Any) -> Answer:
     principal = fake.service_principals.get(parts[0])
+    # A service principal read by id during replication is not found yet
+    # (https://learn.microsoft.com/graph/api/serviceprincipal-post-serviceprincipals and
+    # https://learn.microsoft.com/graph/best-practices-concept#handling-expected-errors: "replication
+    # delays" make a just-created object unreadable for a while). Writes reach the primary.
+    if principal is not None and len(parts) == 1 and method == "GET" and not fake.principal_visible(principal["id"]):
+        principal = None
     if principal is None:
         raise HttpError(
             404,

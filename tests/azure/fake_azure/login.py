@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 import typing as t
 
 from .common import KEYVAULT_DNS, Answer, HttpError
@@ -84,13 +85,37 @@ def token(fake: FakeAzure, path: str, form: dict[str, list[str]]) -> Answer:
         raise HttpError(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
     scope = one("scope")
     audience = scope[: -len(".default")] if scope.endswith(".default") else scope
-    claims = {"aud": audience, "tid": fake.tenant_id, "appid": fake.client_id, "oid": fake.deployer_object_id}
-    encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
-    token = f"eyJhbGciOiJub25lIn0.{encoded}.fake"
+    token = mint(fake, audience, fake.deployer_object_id, fake.client_id, list(fake.deployer_graph_roles))
     return Answer(200, {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": token})
 
 
-def authorize(fake: FakeAzure, header: str, audience: str, role: str) -> None:
+def mint(fake: FakeAzure, audience: str, object_id: str, app_id: str, roles: list[str]) -> str:
+    """An app-only access token with the claims Entra ID puts in one
+    (https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference): audience,
+    tenant, the caller's object id and application id, ``idtyp`` ``app`` for an application and
+    its application permissions in ``roles``. Unsigned: only this fake reads it."""
+    now = int(time.time())
+    claims: dict[str, t.Any] = {
+        "aud": audience,
+        "iss": f"https://sts.windows.net/{fake.tenant_id}/",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
+        "tid": fake.tenant_id,
+        "appid": app_id,
+        "oid": object_id,
+        "sub": object_id,
+        "idtyp": "app",
+        "ver": "1.0",
+    }
+    if roles:
+        claims["roles"] = roles
+    encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJub25lIn0.{encoded}.fake"
+
+
+def authorize(fake: FakeAzure, header: str, audience: str, role: str) -> dict[str, t.Any]:
+    """The token's claims, or 401 as the service answers a request without a valid token."""
     challenge = {"WWW-Authenticate": f'Bearer authorization="{fake.base_url}/{fake.tenant_id}", resource="{audience}"'}
     if not header.startswith("Bearer "):
         raise HttpError(401, "Unauthorized", "no bearer token", challenge)
@@ -103,3 +128,4 @@ def authorize(fake: FakeAzure, header: str, audience: str, role: str) -> None:
         raise HttpError(
             401, "InvalidAuthenticationTokenAudience", f"token audience {claims.get('aud')} is not {audience}"
         )
+    return dict(claims)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import json
+import math
+import os
 import ssl
 import threading
+import time
 import typing as t
 import urllib.parse
 import uuid
@@ -14,15 +18,17 @@ from pathlib import Path
 
 from testkit.pki import CertificateAuthority
 
-from . import arm, graph, keyvault, login, managed_clusters
-from .common import KEYVAULT_AUDIENCE, Answer, HttpError
+from . import arm, faults, graph, keyvault, login, managed_clusters
+from .behaviour import Behaviour
+from .common import KEYVAULT_AUDIENCE, KEYVAULT_DNS, Answer, HttpError, Principal
 from .keyvault import Vault
 
 
 def make_tls(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 and localhost (testkit's PKI)."""
+    """A throwaway CA and a server certificate for 127.0.0.1, localhost and every vault's
+    ``{name}.vault.fake.test`` (testkit's PKI)."""
     ca = CertificateAuthority("zerotrust-aks fake Azure CA", valid_for=dt.timedelta(days=2))
-    server = ca.issue_server("127.0.0.1", dns=["localhost"], ips=["127.0.0.1"])
+    server = ca.issue_server("127.0.0.1", dns=["localhost", f"*.{KEYVAULT_DNS}"], ips=["127.0.0.1"])
     cert_file, key_file = server.write(directory / "server.pem", directory / "server.key")
     return ca.write(directory / "ca.pem"), cert_file, key_file
 
@@ -39,13 +45,19 @@ class FakeAzure:
         client_id: str,
         client_secret: str,
         lifetime: float = 1800.0,
+        behaviour: Behaviour | None = None,
     ) -> None:
         self.workdir = workdir
+        # How strict and slow the fake is; tests change its fields between runs (behaviour.py).
+        self.behaviour = behaviour if behaviour is not None else Behaviour()
         self.tenant_id = tenant_id.lower()
         self.subscription_id = subscription_id.lower()
         self.client_id = client_id
         self.client_secret = client_secret
         self.deployer_object_id = str(uuid.uuid4())
+        # The Graph application permissions in the deployer's tokens (``roles`` claim). Carried,
+        # not enforced: Graph authorization is not faked.
+        self.deployer_graph_roles: list[str] = ["Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"]
         self.lifetime = lifetime
         self.lock = threading.RLock()
         self.log: list[dict[str, t.Any]] = []
@@ -59,6 +71,18 @@ class FakeAzure:
         self.federated_credentials: dict[str, list[dict[str, t.Any]]] = {}  # application object id -> credentials
         self.directory: dict[str, dict[str, t.Any]] = {}  # lower-case object id -> user or group
         self.vaults: dict[str, Vault] = {}
+        # Lower-case object id -> type and creation time: what replication knows (principal_visible).
+        self.principals: dict[str, Principal] = {}
+        # Requests counted for the kill point (all but the token endpoint, discovery and metadata).
+        self.calls = 0
+        # Injected faults by kind ("throttle", "error 503", "kill"); each is also in its log entry.
+        self.injected: collections.Counter[str] = collections.Counter()
+        self._faults = faults.FaultInjector()
+        # Vault hostnames: lower-case name -> (address, epoch time from which it resolves).
+        self.hosts: dict[str, tuple[str, float]] = {}
+        self.hosts_file = workdir / "hosts"
+        self._write_hosts()
+        self.add_principal(self.deployer_object_id, "ServicePrincipal", seeded=True)
         self.servers: list[ThreadingHTTPServer] = []
         self.ca_file, self.cert_file, self.key_file = make_tls(workdir / "tls")
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -118,9 +142,66 @@ class FakeAzure:
 
     def add_group(self, object_id: str, display_name: str) -> None:
         self.directory[object_id.lower()] = {"displayName": display_name, "principalType": "Group"}
+        self.add_principal(object_id, "Group", seeded=True)
 
     def add_user(self, object_id: str, display_name: str) -> None:
         self.directory[object_id.lower()] = {"displayName": display_name, "principalType": "User"}
+        self.add_principal(object_id, "User", seeded=True)
+
+    def add_principal(self, object_id: str, principal_type: str, *, seeded: bool = False) -> Principal:
+        """Register a directory object (``User``, ``Group``, ``ServicePrincipal``) as created now
+        (or, ``seeded``, long ago: visible at once). Whoever creates a principal calls this: Graph's
+        servicePrincipals POST, a user-assigned identity's PUT, the AKS add-on identity."""
+        principal = Principal(principal_type, -math.inf if seeded else time.monotonic())
+        self.principals.setdefault(object_id.lower(), principal)
+        return self.principals[object_id.lower()]
+
+    def principal_visible(self, object_id: str) -> bool:
+        """Whether replication has made the principal known: it exists and is older than
+        ``behaviour.principal_lag`` seconds. Entra ID documents that a new service principal or
+        managed identity can be missing from reads and role assignment for a while
+        (https://learn.microsoft.com/azure/role-based-access-control/troubleshooting#symptom---role-assignment-fails-with-principalnotfound
+        and https://learn.microsoft.com/graph/best-practices-concept#handling-expected-errors)."""
+        principal = self.principals.get(object_id.lower())
+        return principal is not None and time.monotonic() - principal.created >= self.behaviour.principal_lag
+
+    def register_vault_host(self, name: str, port: int) -> str:
+        """Publish ``{name}.vault.fake.test`` (resolving to 127.0.0.1 only ``behaviour.vault_dns_lag``
+        seconds from now) and return the vault's URI, ``https://{name}.vault.fake.test:{port}/``.
+
+        A new vault's hostname does not resolve at once: no Microsoft page documents how long, but
+        the Key Vault team confirmed it ("Key Vault instances are not directly addressable after
+        initial creation", Azure/azure-sdk-for-python#1172; Azure/azure-cli#3348), and clients wait
+        for it (hashicorp/terraform-provider-azurerm#1081 waits for ten successful lookups). The
+        client sees a name resolution failure (requests' ``ConnectionError``), not an HTTP answer.
+        Calling it again for a known name keeps its first time.
+        """
+        host = f"{name.lower()}.{KEYVAULT_DNS}"
+        with self.lock:
+            if host not in self.hosts:
+                self.hosts[host] = ("127.0.0.1", time.time() + self.behaviour.vault_dns_lag)
+                self._write_hosts()
+        return f"https://{host}:{port}/"
+
+    def _write_hosts(self) -> None:
+        """The hosts file shim/sitecustomize.py reads: ``name address not-before`` per line."""
+        lines = [f"{host} {address} {not_before:.3f}\n" for host, (address, not_before) in sorted(self.hosts.items())]
+        temporary = self.hosts_file.with_suffix(".tmp")
+        temporary.write_text("".join(lines))
+        os.replace(temporary, self.hosts_file)
+
+    def issue_token(
+        self, audience: str, object_id: str | None = None, *, app_id: str | None = None, roles: t.Iterable[str] = ()
+    ) -> str:
+        """An access token as this fake's token endpoint issues, for any principal (tests acting as
+        a workload identity, an administrator, ...)."""
+        return login.mint(
+            self,
+            audience,
+            object_id or self.deployer_object_id,
+            app_id or (self.client_id if object_id is None else str(uuid.uuid4())),
+            list(roles),
+        )
 
     def resource(self, resource_id: str) -> dict[str, t.Any] | None:
         return self.resources.get(resource_id.lower())
@@ -139,29 +220,35 @@ class FakeAzure:
         length = int(request.headers.get("Content-Length") or 0)
         raw = request.rfile.read(length) if length else b""
         entry: dict[str, t.Any] = {"service": role, "method": request.command, "path": parsed.path, "query": query}
-        try:
-            with self.lock:
-                if role == "main" and parsed.path.endswith("/oauth2/v2.0/token"):
-                    answer = login.token(self, parsed.path, urllib.parse.parse_qs(raw.decode()))
-                elif role == "main" and parsed.path.endswith("/.well-known/openid-configuration"):
-                    answer = login.openid_configuration(self, parsed.path)
-                elif role == "main" and parsed.path == "/metadata/endpoints":
-                    answer = Answer(200, login.metadata(self))
-                else:
-                    body = json.loads(raw) if raw else None
-                    entry["body"] = body
-                    audience = {"main": self.base_url + "/", "graph": self.graph_url + "/"}.get(role, KEYVAULT_AUDIENCE)
-                    login.authorize(self, request.headers.get("Authorization", ""), audience, role)
-                    if role == "main":
-                        answer = arm.handle(self, request.command, parsed.path, query, body)
-                    elif role == "graph":
-                        answer = graph.handle(self, request.command, parsed.path, query, body)
-                    else:
-                        answer = keyvault.handle(self.vaults[vault], request.command, parsed.path, body)
-        except HttpError as exc:
-            answer = Answer(exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers)
-        except Exception as exc:  # a bug in the fake: report it as a 500 with the reason
-            answer = Answer(500, {"error": {"code": "FakeAzureBug", "message": repr(exc)}})
+        login_route = role == "main" and (
+            parsed.path.endswith(("/oauth2/v2.0/token", "/.well-known/openid-configuration"))
+            or parsed.path == "/metadata/endpoints"
+        )
+        # Faults and the kill point come first, so they never change state.
+        with self.lock:
+            answer: Answer | None = None
+            if not login_route:
+                self.calls += 1
+                entry["call"] = self.calls
+                if self.behaviour.kill_at_call is not None and self.calls == self.behaviour.kill_at_call:
+                    entry["fault"] = "kill"
+            # /metadata/endpoints is the tests' own cloud discovery (shim/sitecustomize.py), not Azure's.
+            if "fault" not in entry and parsed.path != "/metadata/endpoints":
+                answer = self._faults.decide(
+                    self.behaviour.faults, role, login_route, request.command, self.subscription_id
+                )
+                if answer is not None:
+                    entry["fault"] = "throttle" if answer.status == 429 else f"error {answer.status}"
+            if "fault" in entry:
+                self.injected[entry["fault"]] += 1
+        if entry.get("fault") == "kill":
+            entry["killed"] = faults.kill_client(request.connection)
+            entry["status"] = None
+            self.log.append(entry)
+            request.close_connection = True
+            return
+        if answer is None:
+            answer = self._dispatch(request, role, vault, parsed.path, query, raw, entry)
         entry["status"] = answer.status
         self.log.append(entry)
         payload = b"" if answer.body is None else json.dumps(answer.body).encode()
@@ -172,3 +259,35 @@ class FakeAzure:
             request.send_header(name, value)
         request.end_headers()
         request.wfile.write(payload)
+
+    def _dispatch(
+        self,
+        request: BaseHTTPRequestHandler,
+        role: str,
+        vault: str,
+        path: str,
+        query: dict[str, str],
+        raw: bytes,
+        entry: dict[str, t.Any],
+    ) -> Answer:
+        try:
+            with self.lock:
+                if role == "main" and path.endswith("/oauth2/v2.0/token"):
+                    return login.token(self, path, urllib.parse.parse_qs(raw.decode()))
+                if role == "main" and path.endswith("/.well-known/openid-configuration"):
+                    return login.openid_configuration(self, path)
+                if role == "main" and path == "/metadata/endpoints":
+                    return Answer(200, login.metadata(self))
+                body = json.loads(raw) if raw else None
+                entry["body"] = body
+                audience = {"main": self.base_url + "/", "graph": self.graph_url + "/"}.get(role, KEYVAULT_AUDIENCE)
+                claims = login.authorize(self, request.headers.get("Authorization", ""), audience, role)
+                if role == "main":
+                    return arm.handle(self, request.command, path, query, body)
+                if role == "graph":
+                    return graph.handle(self, request.command, path, query, body)
+                return keyvault.handle(self, self.vaults[vault], request.command, path, query, body, claims)
+        except HttpError as exc:
+            return Answer(exc.status, {"error": exc.error_body()}, exc.headers)
+        except Exception as exc:  # a bug in the fake: report it as a 500 with the reason
+            return Answer(500, {"error": {"code": "FakeAzureBug", "message": repr(exc)}})

@@ -202,6 +202,33 @@ def test_seeded_principals_are_visible_at_once(fake: FakeAzure) -> None:
     assert not fake.principal_visible(str(uuid.uuid4()))
 
 
+def test_graph_checks_the_tokens_application_permissions(fake: FakeAzure, graph: Client) -> None:
+    def acting_as(*roles: str, object_id: str | None = None) -> Client:
+        client = Client(fake, fake.graph_url + "/v1.0/", fake.graph_url + "/")
+        token = fake.issue_token(fake.graph_url + "/", object_id, roles=roles)
+        client.session.headers["Authorization"] = f"Bearer {token}"
+        return client
+
+    # An application someone else (an administrator) made: the deployer does not own it.
+    administrator = acting_as("Application.ReadWrite.All", object_id=str(uuid.uuid4()))
+    other = administrator("POST", "applications", {"displayName": "not-owned"}).json()
+
+    def denied(answer: requests.Response) -> bool:
+        return answer.status_code == 403 and error_code(answer) == "Authorization_RequestDenied"
+
+    assert denied(acting_as()("GET", "applications"))
+    owned_by = acting_as("Application.ReadWrite.OwnedBy")
+    mine = owned_by("POST", "applications", {"displayName": "owned"}).json()
+    assert owned_by("POST", f"applications/{mine['id']}/addPassword", {"passwordCredential": {}}).status_code == 200
+    assert owned_by("POST", "servicePrincipals", {"appId": mine["appId"]}).status_code == 201
+    assert denied(owned_by("PATCH", f"applications/{other['id']}", {"displayName": "taken"}))
+    assert denied(owned_by("POST", "servicePrincipals", {"appId": other["appId"]}))
+    principal = administrator("POST", "servicePrincipals", {"appId": other["appId"]}).json()
+    assignment = {"principalId": GROUP_COLORS, "resourceId": principal["id"], "appRoleId": str(uuid.uuid4())}
+    assert denied(owned_by("POST", f"servicePrincipals/{principal['id']}/appRoleAssignedTo", assignment))
+    assert fake.applications[other["id"]]["displayName"] == "not-owned"
+
+
 def test_unimplemented_routes_answer_501(graph: Client, arm: Client) -> None:
     assert graph("GET", "users").status_code == 501
     assert graph("GET", "groups/x/members").status_code == 501

@@ -45,6 +45,10 @@ New service principal                  404 by id and absent from ``$filter=appId
                                        ``principal_lag`` s (``FakeAzure.principal_visible``);
                                        graph/best-practices-concept
 Second service principal of an app     409 ``Request_MultipleObjectsWithSameKeyValue`` at once
+Graph application permissions          403 ``Authorization_RequestDenied`` unless the token's ``roles``
+                                       allow the call (``Application.ReadWrite.All``, or ``.OwnedBy``
+                                       on applications the caller created; ``AppRoleAssignment.
+                                       ReadWrite.All`` to assign); ``FakeAzure.deployer_graph_roles``
 Throttling (``faults.throttle_rate``)  429 + ``Retry-After`` in each service's body shape, before
                                        handling (no state change); ARM request-limits-and-throttling,
                                        graph/throttling, key-vault/general/overview-throttling

@@ -33,11 +33,91 @@ def _filter(query: dict[str, str], field_name: str) -> str | None:
     return m.group(1).replace("''", "'")
 
 
-def handle(fake: FakeAzure, method: str, path: str, query: dict[str, str], body: t.Any) -> Answer:
+# Application permissions (the token's ``roles``) each call needs, from the Permissions table of
+# each API page: application-post-applications, application-update, application-addpassword,
+# application-removepassword, application-post-federatedidentitycredentials,
+# serviceprincipal-post-serviceprincipals, serviceprincipal-update (Application.ReadWrite.OwnedBy
+# for an application the caller owns, else Application.ReadWrite.All), and
+# serviceprincipal-post-approleassignedto / -delete-approleassignedto
+# (AppRoleAssignment.ReadWrite.All); reads need any Application or Directory permission
+# (https://learn.microsoft.com/graph/api/overview, https://learn.microsoft.com/graph/permissions-reference).
+READ_ROLES = {
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "Application.ReadWrite.OwnedBy",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+}
+WRITE_ALL = "Application.ReadWrite.All"
+WRITE_OWNED = "Application.ReadWrite.OwnedBy"
+ASSIGN = "AppRoleAssignment.ReadWrite.All"
+
+
+def _denied() -> HttpError:
+    # https://learn.microsoft.com/graph/errors and
+    # https://learn.microsoft.com/graph/resolve-auth-errors#403-forbidden-authorization_requestdenied
+    return HttpError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+
+
+def _owned(fake: FakeAzure, app_id: str | None, caller: str) -> bool:
+    return caller.lower() in fake.application_owners.get(str(app_id), set())
+
+
+def authorize(fake: FakeAzure, method: str, parts: list[str], body: t.Any, claims: dict[str, t.Any]) -> None:
+    """Refuse the call unless the token's application permissions allow it."""
+    roles = set(claims.get("roles") or [])
+    caller = str(claims.get("oid") or "")
+    if method == "GET":
+        if not roles & READ_ROLES:
+            raise _denied()
+        return
+    if parts[0] == "servicePrincipals" and parts[2:3] == ["appRoleAssignedTo"]:
+        if ASSIGN not in roles:
+            raise _denied()
+        return
+    if WRITE_ALL in roles:
+        return
+    if WRITE_OWNED not in roles:
+        raise _denied()
+    if parts == ["applications"]:
+        return  # the caller becomes its owner
+    if parts[0] == "applications":
+        app = fake.applications.get(parts[1]) if len(parts) > 1 else None
+        if app is not None and not _owned(fake, app["appId"], caller):
+            raise _denied()
+        return
+    if parts == ["servicePrincipals"]:
+        app_id = (body or {}).get("appId")
+    else:
+        principal = fake.service_principals.get(parts[1]) if len(parts) > 1 else None
+        app_id = principal["appId"] if principal else None
+    known = app_id is not None and any(a["appId"] == app_id for a in fake.applications.values())
+    if known and not _owned(fake, app_id, caller):
+        raise _denied()
+
+
+def handle(
+    fake: FakeAzure,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    body: t.Any,
+    claims: dict[str, t.Any] | None = None,
+) -> Answer:
     parts = path.strip("/").split("/")
     if not parts or parts[0] != "v1.0":
         raise HttpError(501, "NotImplemented", f"no fake for {path}")
     parts = parts[1:]
+    if parts and parts[0] in ("applications", "servicePrincipals") and claims is not None:
+        authorize(fake, method, parts, body, claims)
+    if parts == ["applications"] and method == "POST" and claims is not None:
+        answer = _handle(fake, method, path, parts, query, body)
+        fake.application_owners.setdefault(answer.body["appId"], set()).add(str(claims.get("oid") or "").lower())
+        return answer
+    return _handle(fake, method, path, parts, query, body)
+
+
+def _handle(fake: FakeAzure, method: str, path: str, parts: list[str], query: dict[str, str], body: t.Any) -> Answer:
     if parts == ["applications"] and method == "GET":
         name = _filter(query, "displayName")
         found = [a for a in fake.applications.values() if name is None or a["displayName"] == name]

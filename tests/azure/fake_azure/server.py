@@ -55,8 +55,8 @@ class FakeAzure:
         self.client_id = client_id
         self.client_secret = client_secret
         self.deployer_object_id = str(uuid.uuid4())
-        # The Graph application permissions in the deployer's tokens (``roles`` claim). Carried,
-        # not enforced: Graph authorization is not faked.
+        # The Graph application permissions in the deployer's tokens (``roles`` claim), which Graph
+        # checks (graph.authorize); a test narrows them before a run. New tokens only.
         self.deployer_graph_roles: list[str] = ["Application.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"]
         self.lifetime = lifetime
         self.lock = threading.RLock()
@@ -66,6 +66,8 @@ class FakeAzure:
         self.operations: dict[str, list[str]] = {}  # operation id -> remaining statuses
         self.pending: dict[str, dict[str, t.Any]] = {}  # operation id -> resource id and final body
         self.applications: dict[str, dict[str, t.Any]] = {}
+        # appId -> lower-case object ids of its owners (the principal that created it).
+        self.application_owners: dict[str, set[str]] = {}
         self.service_principals: dict[str, dict[str, t.Any]] = {}
         self.app_role_assignments: dict[str, list[dict[str, t.Any]]] = {}  # resource SP id -> assignments
         self.federated_credentials: dict[str, list[dict[str, t.Any]]] = {}  # application object id -> credentials
@@ -191,16 +193,23 @@ class FakeAzure:
         os.replace(temporary, self.hosts_file)
 
     def issue_token(
-        self, audience: str, object_id: str | None = None, *, app_id: str | None = None, roles: t.Iterable[str] = ()
+        self,
+        audience: str,
+        object_id: str | None = None,
+        *,
+        app_id: str | None = None,
+        roles: t.Iterable[str] | None = None,
     ) -> str:
         """An access token as this fake's token endpoint issues, for any principal (tests acting as
-        a workload identity, an administrator, ...)."""
+        a workload identity, an administrator, ...); the deployer's by default, with its Graph
+        permissions unless ``roles`` says otherwise."""
+        deployer = object_id is None
         return login.mint(
             self,
             audience,
             object_id or self.deployer_object_id,
-            app_id or (self.client_id if object_id is None else str(uuid.uuid4())),
-            list(roles),
+            app_id or (self.client_id if deployer else str(uuid.uuid4())),
+            list(roles if roles is not None else (self.deployer_graph_roles if deployer else [])),
         )
 
     def resource(self, resource_id: str) -> dict[str, t.Any] | None:
@@ -224,6 +233,12 @@ class FakeAzure:
             parsed.path.endswith(("/oauth2/v2.0/token", "/.well-known/openid-configuration"))
             or parsed.path == "/metadata/endpoints"
         )
+        if not login_route and raw:
+            # What the client sent, even when a fault answers it (the contract test reads every body).
+            try:
+                entry["body"] = json.loads(raw)
+            except ValueError:
+                entry["body"] = raw.decode(errors="replace")
         # Faults and the kill point come first, so they never change state.
         with self.lock:
             answer: Answer | None = None
@@ -285,7 +300,7 @@ class FakeAzure:
                 if role == "main":
                     return arm.handle(self, request.command, path, query, body)
                 if role == "graph":
-                    return graph.handle(self, request.command, path, query, body)
+                    return graph.handle(self, request.command, path, query, body, claims)
                 return keyvault.handle(self, self.vaults[vault], request.command, path, query, body, claims)
         except HttpError as exc:
             return Answer(exc.status, {"error": exc.error_body()}, exc.headers)

@@ -1,4 +1,13 @@
-"""ARM ``Microsoft.ManagedIdentity/userAssignedIdentities`` and their federatedIdentityCredentials (GET/PUT)."""
+"""ARM ``Microsoft.ManagedIdentity/userAssignedIdentities`` and their federatedIdentityCredentials (GET/PUT).
+
+A new identity's service principal (its ``principalId``) is registered as a principal created now:
+like any new service principal it replicates for ``behaviour.principal_lag`` before role
+assignment finds it without a ``principalType``
+(https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/managed-identity-best-practice-recommendations#limitation-of-using-managed-identities-for-authorization
+and https://learn.microsoft.com/azure/role-based-access-control/troubleshooting).
+An identity holds at most 20 federated identity credentials
+(https://learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations#general-federated-identity-credential-considerations).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,10 @@ import re
 import typing as t
 import uuid
 
+from . import rbac
 from .common import Answer, HttpError, get_resource
+
+MAX_FEDERATED_CREDENTIALS = 20
 
 if t.TYPE_CHECKING:
     from .server import FakeAzure
@@ -16,11 +28,11 @@ if t.TYPE_CHECKING:
 def handle(fake: FakeAzure, method: str, path: str, body: t.Any, child: str) -> Answer:
     kind = "federated identity credential" if child else "user assigned identity"
     if child and not re.fullmatch(r"/federatedidentitycredentials/[^/]+", child.lower()):
-        raise HttpError(501, "NotImplemented", f"no fake for {path}")
+        raise HttpError(501, "NotImplemented", f"The fake Azure does not implement {method} {path}")
     if method == "GET":
         return get_resource(fake, path, kind)
     if method != "PUT":
-        raise HttpError(501, "NotImplemented", f"no fake for {method} {path}")
+        raise HttpError(501, "NotImplemented", f"The fake Azure does not implement {method} {path}")
     key = path.lower().rstrip("/")
     existing = fake.resources.get(key)
     name = path.rstrip("/").rsplit("/", 1)[-1]
@@ -44,6 +56,14 @@ def handle(fake: FakeAzure, method: str, path: str, body: t.Any, child: str) -> 
             raise HttpError(400, "BadRequest", "The issuer must be an https URL.")
         if len(props["audiences"]) != 1:
             raise HttpError(400, "BadRequest", "Only one audience is allowed.")
+        siblings = [k for k in fake.resources if k.startswith(parent + "/federatedidentitycredentials/")]
+        if existing is None and len(siblings) >= MAX_FEDERATED_CREDENTIALS:
+            raise HttpError(
+                400,
+                "BadRequest",
+                f"The user assigned identity already has the maximum of {MAX_FEDERATED_CREDENTIALS} federated "
+                "identity credentials.",
+            )
         resource = {
             "id": path.rstrip("/"),
             "name": name,
@@ -64,5 +84,7 @@ def handle(fake: FakeAzure, method: str, path: str, body: t.Any, child: str) -> 
             "tags": (body or {}).get("tags") or {},
             "properties": identity_props,
         }
+        if existing is None:
+            rbac.register_principal(fake, identity_props["principalId"], "ServicePrincipal")
     fake.resources[key] = resource
     return Answer(200 if existing else 201, copy.deepcopy(resource))

@@ -1,9 +1,20 @@
 """ARM ``Microsoft.ContainerService/managedClusters`` and the status of their operations.
 
-GET, and PUT as a long-running operation: 200 + ``Azure-AsyncOperation``, ``InProgress`` once,
-then ``Succeeded``; 409 ``OperationNotAllowed`` while one runs; the add-on identity appears when
-the azure-keyvault-secrets-provider add-on is enabled. Clusters are only seeded (:func:`seed`),
-never created.
+* GET answers the cluster with its ``eTag``; every accepted PUT gives it a new one. ``If-Match``
+  with another eTag (or ``*`` on a cluster that does not exist) and ``If-None-Match: *`` on one that
+  does are 412 ``PreconditionFailed`` (https://learn.microsoft.com/azure/aks/use-etags).
+* PUT is a long-running operation: 200 with ``provisioningState: Updating`` and an
+  ``Azure-AsyncOperation`` URL (https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations).
+  The operation answers ``InProgress`` ``behaviour.aks_operation_polls`` times, then ``Succeeded``.
+  Time passes with the requests that look at the cluster (status polls, GETs, refused PUTs), so a
+  client that stopped polling still finds the operation finished later.
+* A PUT while an operation runs is 409 ``OperationNotAllowed``
+  (https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/error-codes/operationnotallowed-error).
+* Read-only members of the request are ignored (the service's values are kept); the
+  azure-keyvault-secrets-provider add-on gets its managed identity when enabled, registered as a
+  new principal (it replicates like any new service principal), and the OIDC issuer its URL.
+
+Clusters are only seeded (:func:`seed`); creating one is not faked (501).
 """
 
 from __future__ import annotations
@@ -12,10 +23,24 @@ import copy
 import typing as t
 import uuid
 
-from .common import Answer, HttpError, get_resource, now_iso
+from . import rbac
+from .common import Answer, HttpError, now_iso
 
 if t.TYPE_CHECKING:
     from .server import FakeAzure
+
+ADDON = "azurekeyvaultsecretsprovider"
+# Read-only in ManagedCluster (azure-mgmt-containerservice models, _validation readonly).
+READ_ONLY = (
+    "provisioningState",
+    "powerState",
+    "maxAgentPools",
+    "currentKubernetesVersion",
+    "fqdn",
+    "privateFQDN",
+    "azurePortalFQDN",
+    "resourceUID",
+)
 
 
 def seed(fake: FakeAzure, resource_group: str, name: str, location: str = "westeurope") -> str:
@@ -29,6 +54,7 @@ def seed(fake: FakeAzure, resource_group: str, name: str, location: str = "weste
         "name": name,
         "type": "Microsoft.ContainerService/ManagedClusters",
         "location": location,
+        "eTag": str(uuid.uuid4()),
         "tags": {"owner": "platform-team"},
         "identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid4()), "tenantId": fake.tenant_id},
         "sku": {"name": "Base", "tier": "Free"},
@@ -46,61 +72,143 @@ def seed(fake: FakeAzure, resource_group: str, name: str, location: str = "weste
             "enableRBAC": True,
             "networkProfile": {"networkPlugin": "azure", "networkPolicy": "cilium"},
             "oidcIssuerProfile": {"enabled": False},
+            "nodeResourceGroup": f"MC_{resource_group}_{name}_{location}",
             "securityProfile": {},
         },
     }
     return cluster_id
 
 
-def handle(fake: FakeAzure, method: str, path: str, body: t.Any) -> Answer:
+def _running(fake: FakeAzure, key: str) -> str | None:
+    """The operation running on the cluster, after letting one more step of it pass."""
+    for operation, pending in list(fake.pending.items()):
+        if pending["key"] == key:
+            _step(fake, operation)
+            return operation if operation in fake.pending else None
+    return None
+
+
+def _step(fake: FakeAzure, operation: str) -> str:
+    statuses = fake.operations[operation]
+    status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+    if status == "Succeeded" and operation in fake.pending:
+        done = fake.pending.pop(operation)
+        cluster = fake.resources.get(done["key"])
+        if cluster is not None:
+            cluster["properties"]["provisioningState"] = "Succeeded"
+    return status
+
+
+def _header(headers: t.Any, name: str) -> str | None:
+    value = headers.get(name) if headers is not None else None
+    return None if value is None else str(value).strip()
+
+
+def _precondition(cluster: dict[str, t.Any] | None, headers: t.Any, name: str) -> None:
+    if_match, if_none_match = _header(headers, "If-Match"), _header(headers, "If-None-Match")
+    current = cluster.get("eTag") if cluster else None
+    failed = None
+    if if_match is not None and if_match != "":
+        wanted = if_match.removeprefix("W/").strip('"')
+        if cluster is None or (wanted != "*" and wanted != current):
+            failed = f"If-Match '{if_match}'"
+    if if_none_match == "*" and cluster is not None:
+        failed = "If-None-Match '*'"
+    if failed:
+        raise HttpError(
+            412,
+            "PreconditionFailed",
+            f"Operation failed: the precondition {failed} does not hold for managed cluster '{name}' "
+            f"(current eTag '{current}'). Read the cluster again and retry with its eTag.",
+        )
+
+
+def handle(fake: FakeAzure, method: str, path: str, body: t.Any, headers: t.Any = None) -> Answer:
     key = path.lower().rstrip("/")
-    if method == "GET":
-        return get_resource(fake, path, "Microsoft.ContainerService/managedClusters")
-    if method != "PUT":
-        raise HttpError(501, "NotImplemented", "only GET and PUT are faked for managed clusters")
+    name = path.rstrip("/").rsplit("/", 1)[-1]
     current = fake.resources.get(key)
+    if method == "GET":
+        if current is None:
+            raise HttpError(
+                404,
+                "ResourceNotFound",
+                f"The Resource 'Microsoft.ContainerService/managedClusters/{name}' under resource group "
+                f"'{path.split('/')[4]}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix",
+            )
+        _running(fake, key)
+        return Answer(200, copy.deepcopy(current))
+    if method != "PUT":
+        raise HttpError(501, "NotImplemented", f"The fake Azure does not implement {method} {path}")
+    _precondition(current, headers, name)
     if current is None:
-        raise HttpError(400, "BadRequest", "creating clusters is not faked")
-    if current["properties"]["provisioningState"] not in ("Succeeded", "Failed"):
-        raise HttpError(409, "OperationNotAllowed", "Operation is not allowed: another operation is in progress")
+        raise HttpError(501, "NotImplemented", f"The fake Azure does not implement creating a cluster (PUT {path})")
+    running = _running(fake, key)
+    if running:
+        started = fake.pending[running].get("started", "")
+        raise HttpError(
+            409,
+            "OperationNotAllowed",
+            f"Operation is not allowed because there's an in progress update managed cluster operation (operation "
+            f"ID: {running}) on the managed cluster started on UTC {started}. Please wait for it to finish before "
+            "starting a new operation. See https://aka.ms/aks-pending-operation for more details",
+        )
     final = copy.deepcopy(body)
+    for member in ("id", "name", "type", "systemData"):
+        final[member] = current.get(member)
+    final = {k: v for k, v in final.items() if v is not None}
+    # The identity's principal and tenant are read-only.
+    if isinstance(final.get("identity"), dict) and isinstance(current.get("identity"), dict):
+        for member in ("principalId", "tenantId"):
+            if member in current["identity"]:
+                final["identity"][member] = current["identity"][member]
     props = final.setdefault("properties", {})
-    for name in ("fqdn", "currentKubernetesVersion", "powerState"):
-        props[name] = current["properties"].get(name)
+    for member in READ_ONLY:
+        props.pop(member, None)
+        if member in current["properties"]:
+            props[member] = copy.deepcopy(current["properties"][member])
     profiles = props.get("addonProfiles") or {}
     old_profiles = current["properties"].get("addonProfiles") or {}
     for addon, profile in profiles.items():
+        if not isinstance(profile, dict):
+            continue
         old_identity = (old_profiles.get(addon) or {}).get("identity")
-        if addon.lower() == "azurekeyvaultsecretsprovider" and profile.get("enabled"):
-            profile["identity"] = old_identity or {
+        profile.pop("identity", None)
+        if addon.lower() == ADDON and profile.get("enabled"):
+            identity = old_identity or {
                 "clientId": str(uuid.uuid4()),
                 "objectId": str(uuid.uuid4()),
-                "resourceId": f"{current['id']}-addon-identity",
+                "resourceId": (
+                    f"/subscriptions/{fake.subscription_id}/resourcegroups/"
+                    f"{current['properties'].get('nodeResourceGroup') or 'MC_' + name}/providers/"
+                    f"Microsoft.ManagedIdentity/userAssignedIdentities/azurekeyvaultsecretsprovider-{name}"
+                ),
             }
+            profile["identity"] = identity
+            rbac.register_principal(fake, identity["objectId"], "ServicePrincipal")
+        elif old_identity:
+            profile["identity"] = old_identity
     oidc = props.get("oidcIssuerProfile") or {}
     if oidc.get("enabled"):
         oidc["issuerURL"] = f"https://oidc.fake.test/{fake.tenant_id}/{uuid.uuid5(uuid.NAMESPACE_URL, key)}/"
-    props["provisioningState"] = "Succeeded"
+    else:
+        oidc.pop("issuerURL", None)
+    final["eTag"] = str(uuid.uuid4())
+    props["provisioningState"] = "Updating"
     operation = str(uuid.uuid4())
-    fake.operations[operation] = ["InProgress", "Succeeded"]
-    fake.pending[operation] = {"key": key, "final": final}
-    current["properties"]["provisioningState"] = "Updating"
+    polls = max(0, int(getattr(getattr(fake, "behaviour", None), "aks_operation_polls", 1)))
+    fake.operations[operation] = ["InProgress"] * polls + ["Succeeded"]
+    fake.pending[operation] = {"key": key, "started": now_iso()}
+    fake.resources[key] = final
     location = current.get("location", "westeurope")
     monitor = (
         f"{fake.base_url}/subscriptions/{fake.subscription_id}/providers/Microsoft.ContainerService"
         f"/locations/{location}/operations/{operation}?api-version=2017-08-31"
     )
-    answer = copy.deepcopy(final)
-    answer["properties"]["provisioningState"] = "Updating"
-    return Answer(200, answer, {"Azure-AsyncOperation": monitor, "Retry-After": "0"})
+    return Answer(200, copy.deepcopy(final), {"Azure-AsyncOperation": monitor, "Retry-After": "0"})
 
 
 def operation_status(fake: FakeAzure, operation: str) -> Answer:
-    statuses = fake.operations.get(operation)
-    if statuses is None:
+    if operation not in fake.operations:
         raise HttpError(404, "NotFound", f"operation {operation} not found")
-    status = statuses.pop(0) if len(statuses) > 1 else statuses[0]
-    if status == "Succeeded" and operation in fake.pending:
-        done = fake.pending.pop(operation)
-        fake.resources[done["key"]] = done["final"]
+    status = _step(fake, operation)
     return Answer(200, {"name": operation, "status": status, "startTime": now_iso()}, {"Retry-After": "0"})

@@ -59,6 +59,42 @@ Kill point (``kill_at_call``)          the N-th counted request (``FakeAzure.cal
 Unimplemented Graph/data-plane route   501 naming the route, never 404
 =====================================  =================================================================
 
+ARM (``arm``, ``rbac``, ``role_assignments``, ``managed_clusters``, ``vaults``, ``identities``,
+``validation``):
+
+=====================================  =================================================================
+ARM authorization                      403 ``AuthorizationFailed`` in ARM's words unless a propagated
+                                       role of the token's ``oid`` at the scope or an ancestor has the
+                                       action (``*/read`` for GETs, ``{type}/write``, ``.../delete``,
+                                       ``roleAssignments/write``); built-in roles in ``rbac``;
+                                       role-based-access-control/troubleshooting
+Role propagation                       an assignment counts ``rbac_propagation`` s after it is made, for
+                                       ARM and Key Vault (``rbac.has_action``); ``rbac.grant`` seeds one
+                                       in effect
+Role assignment principal              400 ``PrincipalNotFound`` for an unknown principal or one newer
+                                       than ``principal_lag``, unless ``principalType`` is sent; 400
+                                       ``UnmatchedPrincipalType``;
+                                       role-based-access-control/troubleshooting
+Role assignment rules                  409 ``RoleAssignmentExists``, 400 ``InvalidRoleAssignmentId``,
+                                       ``RoleDefinitionDoesNotExist``, 404 missing scope; list at any
+                                       scope with ``atScope()``, ``principalId eq``;
+                                       rest/api/authorization/role-assignments
+managedClusters eTag                   ``eTag`` changes on every PUT; ``If-Match`` mismatch 412
+                                       ``PreconditionFailed``; aks/use-etags
+managedClusters operations             PUT answers ``Updating`` + ``Azure-AsyncOperation``,
+                                       ``InProgress`` for ``aks_operation_polls`` looks at the cluster;
+                                       a PUT meanwhile 409 ``OperationNotAllowed``
+Vault access policies                  ``accessPolicies/add|replace|remove`` merge into the vault's
+                                       entries; rest/api/keyvault/keyvault/vaults/update-access-policy
+New identities                         a user-assigned identity's and the AKS add-on's principal are
+                                       registered as created now (they replicate for ``principal_lag``)
+ARM request bodies                     every PUT/PATCH checked with the azure-mgmt-* models of its
+                                       api-version: unknown members, wrong types, missing required are
+                                       400 ``InvalidRequestContent``, read-only ignored
+                                       (``validation.validate_arm_body``)
+Unimplemented ARM route                501 naming the method and path, never 404
+=====================================  =================================================================
+
 Every request needs a bearer token this fake issued for that service's audience. Every
 request is logged (``FakeAzure.log``) so tests can assert what was, and was not, written.
 It listens on 127.0.0.1 only, on random ports, over TLS with a certificate signed by a CA

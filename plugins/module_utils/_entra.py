@@ -59,59 +59,6 @@ def format_time(value: dt.datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def collection_credentials(passwords: t.Iterable[dict[str, t.Any]], prefix: str) -> list[dict[str, t.Any]]:
-    """Password credentials this collection made: their display name starts with ``prefix``."""
-    return [p for p in passwords if str(p.get("displayName") or "").startswith(prefix)]
-
-
-def secret_decision(
-    passwords: t.Iterable[dict[str, t.Any]],
-    *,
-    prefix: str,
-    now: dt.datetime,
-    renew_days: int,
-    rotate: bool,
-    current_key_id: str | None,
-) -> tuple[bool, str, dict[str, t.Any] | None]:
-    """Decide whether a new client secret is needed.
-
-    Returns ``(needed, reason, kept)``. A credential is usable when this
-    collection made it, it stays valid for more than ``renew_days`` and - when
-    ``current_key_id`` is given - it is the one whose value the caller holds
-    (an empty ``current_key_id`` means the caller holds none).
-    """
-    if rotate:
-        return True, "rotation was requested", None
-    horizon = now + dt.timedelta(days=renew_days)
-    usable = []
-    for credential in collection_credentials(passwords, prefix):
-        end = parse_time(credential.get("endDateTime"))
-        if end is None or end <= horizon:
-            continue
-        if current_key_id is not None and str(credential.get("keyId", "")).lower() != current_key_id.lower():
-            continue
-        usable.append(credential)
-    if usable:
-        kept = max(usable, key=lambda c: parse_time(c.get("endDateTime")) or now)
-        return False, f"secret {kept.get('keyId')} is valid until {kept.get('endDateTime')}", kept
-    if current_key_id == "":
-        return True, "no stored secret value to keep", None
-    if current_key_id is not None:
-        return True, f"stored secret {current_key_id} is missing or expires within {renew_days} days", None
-    return True, f"no secret made by this collection is valid for more than {renew_days} days", None
-
-
-def expired_collection_credentials(
-    passwords: t.Iterable[dict[str, t.Any]], *, prefix: str, now: dt.datetime
-) -> list[dict[str, t.Any]]:
-    expired = []
-    for credential in collection_credentials(passwords, prefix):
-        end = parse_time(credential.get("endDateTime"))
-        if end is not None and end <= now:
-            expired.append(credential)
-    return expired
-
-
 def application_changes(
     existing: dict[str, t.Any], *, uris: list[str], group_membership_claims: str | None
 ) -> dict[str, t.Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: entra_application
-short_description: Ensure an Entra ID app registration for oauth2-proxy, who may sign in to it, and its credential
+short_description: Ensure an Entra ID app registration for oauth2-proxy, who may sign in, and its secret in Key Vault
 version_added: 0.1.0
 description:
   - Finds the application by its display name through Microsoft Graph (C($filter=displayName eq '...')),
@@ -36,13 +36,25 @@ description:
     O(secret_display_name_prefix) that are no longer listed.
   - With O(client_secret=absent), makes no client secret and removes the ones this collection made (the
     application then authenticates with a federated credential only).
-  - Adds a client secret with C(addPassword), named O(secret_display_name_prefix) plus the creation date and
-    valid for O(secret_expiry_days), only when no secret this collection made stays valid for more than
-    O(secret_renew_days) days (and, when O(current_key_id) is given, only when that secret is not such a
-    one), or when O(rotate_secret=true). Graph shows a secret's value only once, when it is made; the
-    module returns it in RV(secret) and the caller must store it (for example in Key Vault).
-  - "Run the task with C(no_log: true) unless O(client_secret=ignore) or O(client_secret=absent):
-    RV(secret) holds the new secret."
+  - "With O(client_secret=present) (the default), keeps exactly one client secret whose value Key Vault holds, in the
+    secret O(keyvault_secret_name) of the vault O(keyvault_uri) (both required). The module reads that secret first:
+    its tag C(zerotrust-aks-key-id) names the credential it holds."
+  - A new client secret is made (C(addPassword), valid for O(secret_expiry_days)) when the vault holds none, holds one
+    the application no longer has, holds one that expires within O(secret_renew_days) days, or when
+    O(rotate_secret=true). Its value goes to Key Vault in the same run (content type C(text/plain), tags
+    C(zerotrust-aks-key-id) and C(zerotrust-aks-expires)); the module never returns it. When that write fails, the
+    new client secret is removed from the application again before the module fails with Key Vault's status, code
+    and message.
+  - The credential a new one replaces stays valid for O(secret_rotation_grace_hours), because running pods hold its
+    value until they restart; the vault records it in the tags C(zerotrust-aks-previous-key-id) and
+    C(zerotrust-aks-rotated-at), and a run after the grace period removes it.
+  - The client secrets this collection makes are named O(secret_display_name_prefix), a space and their UTC creation
+    time (C(zerotrust-aks 2026-01-02T03:04:05Z)). Every run removes those that are neither the vault's credential nor
+    the previous one within its grace period (left by an interrupted run, expired, or past the grace period). Client
+    secrets named otherwise are never changed; RV(foreign_secrets) lists them.
+  - A soft-deleted Key Vault secret is recovered first (Key Vault refuses a new secret of that name meanwhile).
+  - While Key Vault answers 403 (a new role assignment takes minutes to reach the data plane), the module retries for
+    O(forbidden_retry_seconds).
   - Authenticates exactly like azure.azcollection (environment, CLI profile, managed identity, AWX credential).
 author:
   - zerotrust.aks developers (@zerotrust)
@@ -55,7 +67,7 @@ attributes:
     support: full
     details: The diff lists redirect URIs, app roles, the assignment requirement, assignments (each marked
       C(recorded), C(foreign) or C(new)), federated credentials and the key ids of the collection's client
-      secrets; never a secret value.
+      secrets (C((new)) for one to be made); never a secret value.
 options:
   display_name:
     description: Display name of the application; the key by which it is found.
@@ -80,8 +92,8 @@ options:
     choices: [AzureADMyOrg, AzureADMultipleOrgs]
   secret_display_name_prefix:
     description:
-      - Prefix of the display name of the client secrets this module makes; secrets whose name starts
-        with it count as the collection's own.
+      - Prefix of the display name of the client secrets this module makes. A client secret named exactly the prefix,
+        a space and a UTC time (C(2026-01-02T03:04:05Z)) counts as the collection's own.
     type: str
     default: zerotrust-aks
   secret_expiry_days:
@@ -94,19 +106,33 @@ options:
       - Must be smaller than O(secret_expiry_days).
     type: int
     default: 30
-  current_key_id:
+  keyvault_uri:
     description:
-      - Key id of the secret whose value the caller holds (for example a tag on the Key Vault secret).
-      - When given, only that secret counts as usable, so an empty string forces a new secret. When omitted,
-        any usable secret the collection made is kept.
+      - URI of the vault that holds the client secret, for example C(https://myvault.vault.azure.net/).
+      - Required with O(client_secret=present); without a vault the module makes no client secret.
     type: str
+  keyvault_secret_name:
+    description: Name of the Key Vault secret that holds the client secret (1 to 127 letters, digits and hyphens).
+    type: str
+    default: oauth2-proxy-client-secret
+  forbidden_retry_seconds:
+    description:
+      - Keep retrying for this long while Key Vault answers 403, because a new role assignment can take minutes to
+        reach the data plane.
+    type: int
+    default: 0
+  secret_rotation_grace_hours:
+    description:
+      - How long the client secret that a new one replaces stays valid (0 to 8760 hours). Pods keep the old value until
+        they restart, so a run after this period removes it.
+    type: int
+    default: 24
   client_secret:
     description:
-      - V(present) keeps a usable client secret made by this collection (see above).
+      - V(present) keeps one client secret made by this collection whose value O(keyvault_uri) holds (see above).
       - V(absent) makes none and removes those the collection made (their display name starts with
-        O(secret_display_name_prefix)); use it with a federated credential.
-      - V(ignore) leaves the client secrets alone, so a task that returns no secret can run without C(no_log)
-        and show its diff.
+        O(secret_display_name_prefix) and a time); use it with a federated credential.
+      - V(ignore) leaves the client secrets alone.
     type: str
     choices: [present, absent, ignore]
     default: present
@@ -186,13 +212,17 @@ options:
         elements: str
         default: [api://AzureADTokenExchange]
   rotate_secret:
-    description: Add a new secret even when a usable one exists. The old one stays valid until it expires.
+    description:
+      - Make and store a new client secret even when the stored one is usable. The one it replaces stays valid for
+        O(secret_rotation_grace_hours).
     type: bool
     default: false
-  remove_expired_secrets:
-    description: Remove the collection's expired secrets from the application.
-    type: bool
-    default: true
+  azure_retry_timeout:
+    description:
+      - Seconds to keep retrying a Graph or Key Vault request that is throttled (429), fails (5xx) or cannot connect
+        (a new vault's name can take a while to resolve).
+    type: int
+    default: 600
   graph_endpoint:
     description:
       - Microsoft Graph root URL. Defaults to the cloud environment's (C(https://graph.microsoft.com) in AzureCloud).
@@ -203,7 +233,10 @@ extends_documentation_fragment:
 notes:
   - The identity running the module needs the Graph permission C(Application.ReadWrite.OwnedBy) (then it must own
     the application) or C(Application.ReadWrite.All); O(app_role_assignments) also needs
-    C(AppRoleAssignment.ReadWrite.All).
+    C(AppRoleAssignment.ReadWrite.All). With O(client_secret=present) it reads and writes the Key Vault secret
+    (role C(Key Vault Secrets Officer), or an access policy with C(get), C(set) and C(recover) on secrets).
+  - A run stopped between C(addPassword) and the Key Vault write leaves a client secret nobody holds; the next run
+    removes it. No secret value ever appears in the results, so the task needs no C(no_log).
   - A crash between making an assignment and recording its tag leaves an unrecorded assignment, which the module
     then treats as made by hand and never deletes (the safe side). Assignments made by releases before
     the tags existed are not recorded either; delete them in Entra when they should go.
@@ -211,6 +244,12 @@ seealso:
   - name: Microsoft Graph application addPassword
     description: The API that makes client secrets.
     link: https://learn.microsoft.com/graph/api/application-addpassword
+  - name: Microsoft Graph application removePassword
+    description: The API that removes them.
+    link: https://learn.microsoft.com/graph/api/application-removepassword
+  - name: Key Vault Set Secret
+    description: The write that stores the client secret with its tags.
+    link: https://learn.microsoft.com/rest/api/keyvault/secrets/set-secret/set-secret
   - name: Microsoft Graph appRole
     description: App role properties and the rule that a role is disabled before it is removed.
     link: https://learn.microsoft.com/graph/api/resources/approle
@@ -226,12 +265,14 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Ensure the oauth2-proxy app registration and a client secret
+- name: Ensure the oauth2-proxy app registration and a client secret held by Key Vault
   zerotrust.aks.entra_application:
     display_name: zerotrust-aks-oauth2-proxy
     hosts: [colors.example.com]
     group_membership_claims: SecurityGroup
-    current_key_id: "{{ stored_key_id | default('') }}"
+    keyvault_uri: https://zt-aks-kv.vault.azure.net/
+    keyvault_secret_name: oauth2-proxy-client-secret
+    forbidden_retry_seconds: 300
     app_roles:
       - value: colors.user
         display_name: Colors user
@@ -242,7 +283,6 @@ EXAMPLES = r"""
         principal_type: Group
         role: colors.user
   register: app
-  no_log: true
 
 - name: Ensure the app registration without a client secret, trusting the oauth2-proxy ServiceAccount
   zerotrust.aks.entra_application:
@@ -275,31 +315,60 @@ redirect_uris:
   type: list
   elements: str
 secret_created:
-  description: Whether a new client secret was made on this run.
+  description: Whether a new client secret was made and stored on this run.
   returned: success
   type: bool
-secret:
-  description: The new client secret's value; empty when none was made. Only in this field.
-  returned: success
-  type: str
-  sample: VALUE_HIDDEN
 secret_key_id:
-  description: Key id of the new or kept secret; empty when none exists (check mode).
+  description: Key id of the client secret Key Vault holds after the run; empty when none (check mode, other modes).
   returned: success
   type: str
 secret_end_date_time:
-  description: Expiry of the new or kept secret.
+  description: Expiry of that client secret.
+  returned: success
+  type: str
+secret_fingerprint:
+  description:
+    - C(sha256:) and 12 hex digits of the stored value's SHA-256, to see whether it changed; never the value.
+    - C((new)) in check mode when a new client secret would be made; empty when none is stored.
+  returned: success
+  type: str
+  sample: "sha256:3f1c0e9a7b2d"
+secret_version:
+  description: Version of the Key Vault secret holding the client secret.
   returned: success
   type: str
 secret_reason:
-  description: Why a secret was made or kept.
+  description: Why a client secret was made or kept.
+  returned: success
+  type: str
+secret_recovered:
+  description: Whether the soft-deleted Key Vault secret was (or in check mode would be) recovered.
+  returned: success
+  type: bool
+previous_secret_key_id:
+  description: Key id of the replaced client secret kept for the grace period; empty when none.
+  returned: success
+  type: str
+previous_secret_revoke_after:
+  description: When the grace period of RV(previous_secret_key_id) ends (UTC); a later run removes it.
   returned: success
   type: str
 removed_secret_key_ids:
-  description: Key ids of collection secrets removed on this run (expired ones, or all with O(client_secret=absent)).
+  description:
+    - Key ids of the collection's client secrets removed on this run (or that would be in check mode), as
+      C(<key id>); a new one whose value could not be stored is not listed (the module fails).
   returned: success
   type: list
   elements: str
+foreign_secrets:
+  description: Client secrets not named by this collection, as C(<key id> (<display name>)); never touched.
+  returned: success
+  type: list
+  elements: str
+forbidden_waited_seconds:
+  description: How long Key Vault answered 403 before it let the module in (only when it did).
+  returned: when Key Vault answered 403
+  type: int
 app_role_ids:
   description: Id of each app role of O(app_roles), by value.
   returned: success
@@ -340,24 +409,22 @@ import typing as t
 
 from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
 from ansible_collections.zerotrust.aks.plugins.module_utils import _entra_access as access
+from ansible_collections.zerotrust.aks.plugins.module_utils import _entra_secrets as secrets
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
     AzureRestClient,
     AzureRestError,
     graph_base_url,
+    keyvault_scope,
 )
 from ansible_collections.zerotrust.aks.plugins.module_utils._entra import (
     GROUP_CLAIMS,
     SECRET_EXPIRY_DAYS,
     UTC,
     application_changes,
-    collection_credentials,
-    expired_collection_credentials,
-    format_time,
     is_dns_name,
     new_application_body,
     odata_quote,
     redirect_uris,
-    secret_decision,
 )
 
 # Entra ID replicates a new application (and a changed appRoles collection) to the service
@@ -379,7 +446,10 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             secret_display_name_prefix=dict(type="str", default="zerotrust-aks", no_log=False),
             secret_expiry_days=dict(type="int", default=180, no_log=False),
             secret_renew_days=dict(type="int", default=30, no_log=False),
-            current_key_id=dict(type="str", no_log=False),
+            keyvault_uri=dict(type="str", no_log=False),
+            keyvault_secret_name=dict(type="str", default="oauth2-proxy-client-secret", no_log=False),
+            forbidden_retry_seconds=dict(type="int", default=0),
+            secret_rotation_grace_hours=dict(type="int", default=24, no_log=False),
             client_secret=dict(type="str", default="present", choices=["present", "absent", "ignore"], no_log=False),
             app_roles=dict(
                 type="list",
@@ -411,8 +481,8 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
                     audiences=dict(type="list", elements="str", default=[access.TOKEN_EXCHANGE_AUDIENCE]),
                 ),
             ),
-            rotate_secret=dict(type="bool", default=False),
-            remove_expired_secrets=dict(type="bool", default=True),
+            rotate_secret=dict(type="bool", default=False, no_log=False),
+            azure_retry_timeout=dict(type="int", default=600),
             graph_endpoint=dict(type="str"),
         )
         self.results: dict[str, t.Any] = dict(changed=False)
@@ -440,6 +510,7 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
                 errors.append(f"app_role_assignments[{index}].principal_id must be an object id (GUID)")
         for index, item in enumerate(params["federated_credentials"] or []):
             errors.extend(f"federated_credentials[{index}].{e}" for e in access.federated_credential_errors(item))
+        errors.extend(secrets.option_errors(params))
         if errors:
             self.fail("; ".join(errors))
 
@@ -449,16 +520,31 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             self.azure_auth.azure_credential_track2,
             graph_base_url(self.azure_auth._cloud_environment, kwargs["graph_endpoint"]) + "/v1.0",
             graph_base_url(self.azure_auth._cloud_environment, kwargs["graph_endpoint"]) + "/.default",
+            retry_timeout=float(kwargs["azure_retry_timeout"]),
         )
+        self.clients = [graph]
+        failure: tuple[str, dict[str, t.Any]] | None = None
         try:
             self.converge(graph, kwargs)
+        except secrets.SecretLifecycleError as exc:
+            failure = (f"client secret: {exc}", dict(status=exc.status, error_code=exc.code))
         except AzureRestError as exc:
-            self.fail(f"Microsoft Graph request failed: {exc}", status=exc.status, error_code=exc.code)
+            failure = (f"Microsoft Graph request failed: {exc}", dict(status=exc.status, error_code=exc.code))
         except ValueError as exc:
-            self.fail(str(exc))
+            failure = (str(exc), {})
+        self.warn_retries()
+        if failure is not None:
+            self.fail(failure[0], **failure[1])
         if self.module._diff:
             self.results["diff"] = dict(before=self.before, after=self.after)
         return self.results
+
+    def warn_retries(self) -> None:
+        """Say when requests were retried (throttling, server errors, a vault not resolving yet)."""
+        for client in self.clients:
+            summary = client.retry_summary()
+            if summary:
+                self.module.warn(f"{client.base_url}: {summary}")
 
     def note(self, key: str, before: t.Any, after: t.Any) -> None:
         """Record a field for the diff (never a secret value)."""
@@ -488,10 +574,15 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
             object_id=app.get("id", ""),
             redirect_uris=uris,
             secret_created=False,
-            secret="",
             secret_key_id="",
             secret_end_date_time="",
+            secret_fingerprint="",
+            secret_version="",
+            secret_recovered=False,
+            previous_secret_key_id="",
+            previous_secret_revoke_after="",
             removed_secret_key_ids=[],
+            foreign_secrets=[],
             service_principal_object_id="",
             app_role_ids={},
             app_role_assignment_required=False,
@@ -510,6 +601,9 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
                 mode = params["client_secret"]
                 reason = "the application does not exist yet" if mode == "present" else f"client_secret is {mode}"
                 self.results["secret_reason"] = reason
+                if mode == "present":
+                    self.results["secret_fingerprint"] = secrets.NEW
+                    self.note("client_secret_key_ids", [], [secrets.NEW])
                 return
             body = new_application_body(
                 params["display_name"],
@@ -763,66 +857,68 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
         self, graph: AzureRestClient, app: dict[str, t.Any], params: dict[str, t.Any], now: dt.datetime
     ) -> None:
         prefix = params["secret_display_name_prefix"]
-        passwords = app.get("passwordCredentials") or []
-        ours_before = sorted(str(c.get("keyId")) for c in collection_credentials(passwords, prefix))
+        passwords = list(app.get("passwordCredentials") or [])
         mode = params["client_secret"]
+        self.results["foreign_secrets"] = secrets.describe(secrets.foreign_credentials(passwords, prefix))
         if mode == "ignore":
             self.results["secret_reason"] = "client_secret is ignore: client secrets left alone"  # noqa: S105 - a reason
             return
         if mode == "absent":
             # Federated authentication only: a collection-made secret is a standing credential
             # nothing uses any more (its value may still sit in Key Vault), so it goes.
+            ours = secrets.collection_credentials(passwords, prefix)
             self.results["secret_reason"] = "client_secret is absent: no client secret"  # noqa: S105 - a reason
-            self.note("client_secret_key_ids", ours_before, [])
-            self.remove_passwords(graph, app, ours_before)
-            return
-        needed, reason, kept = secret_decision(
-            passwords,
-            prefix=prefix,
-            now=now,
-            renew_days=params["secret_renew_days"],
-            rotate=params["rotate_secret"],
-            current_key_id=params["current_key_id"],
-        )
-        self.results["secret_reason"] = reason
-        if kept:
-            self.results.update(secret_key_id=kept.get("keyId", ""), secret_end_date_time=kept.get("endDateTime", ""))
-        expired: list[str] = []
-        if params["remove_expired_secrets"]:
-            expired = [str(c.get("keyId")) for c in expired_collection_credentials(passwords, prefix=prefix, now=now)]
-        ours_after = [k for k in ours_before if k not in expired] + (["(new)"] if needed else [])
-        self.note("client_secret_key_ids", ours_before, ours_after)
-        if needed:
-            self.results["changed"] = True
+            self.note("client_secret_key_ids", sorted(secrets.key_id(c) for c in ours), [])
+            self.results["removed_secret_key_ids"] = sorted(secrets.key_id(c) for c in ours)
             if not self.check_mode:
-                end = now + dt.timedelta(days=params["secret_expiry_days"])
-                credential = graph.request(
-                    "POST",
-                    f"applications/{app['id']}/addPassword",
-                    body={
-                        "passwordCredential": {
-                            "displayName": f"{prefix} {now.strftime('%Y-%m-%dT%H:%M:%SZ')}",
-                            "endDateTime": format_time(end),
-                        }
-                    },
-                ).body
-                self.results.update(
-                    secret_created=True,
-                    secret=credential["secretText"],
-                    secret_key_id=credential["keyId"],
-                    secret_end_date_time=credential.get("endDateTime", format_time(end)),
+                for credential in ours:
+                    graph.request(
+                        "POST",
+                        f"applications/{app['id']}/removePassword",
+                        body={"keyId": credential["keyId"]},
+                        ok=(200, 204, 404),
+                    )
+            return
+        vault = AzureRestClient(
+            self.azure_auth.azure_credential_track2,
+            params["keyvault_uri"],
+            keyvault_scope(self.azure_auth._cloud_environment),
+            retry_timeout=float(params["azure_retry_timeout"]),
+        )
+        self.clients.append(vault)
+        lifecycle = secrets.ClientSecretLifecycle(
+            graph,
+            secrets.KeyVaultSecrets(
+                vault, params["keyvault_secret_name"], forbidden_retry_seconds=params["forbidden_retry_seconds"]
+            ),
+            app_object_id=app["id"],
+            check_mode=self.check_mode,
+            hide=self.module.no_log_values.add,
+            warn=self.module.warn,
+            # A just-created application may not have replicated yet (404 for a moment).
+            replication_retry=lambda call: self.with_replication_retry(call, statuses=(404,)),
+        )
+        try:
+            result = lifecycle.run(
+                passwords,
+                prefix=prefix,
+                now=now,
+                expiry_days=params["secret_expiry_days"],
+                renew_days=params["secret_renew_days"],
+                grace_hours=params["secret_rotation_grace_hours"],
+                rotate=params["rotate_secret"],
+            )
+        finally:
+            waited = lifecycle.results.get("forbidden_waited_seconds")
+            if waited:
+                self.module.warn(
+                    f"Key Vault answered 403 for {waited}s before it let the deployer at the secret "
+                    f"{params['keyvault_secret_name']} (a new role assignment reaching the data plane)"
                 )
-        self.remove_passwords(graph, app, expired)
-
-    def remove_passwords(self, graph: AzureRestClient, app: dict[str, t.Any], key_ids: list[str]) -> None:
-        if not key_ids:
-            return
-        self.results["changed"] = True
-        self.results["removed_secret_key_ids"] = key_ids
-        if self.check_mode:
-            return
-        for key_id in key_ids:
-            graph.request("POST", f"applications/{app['id']}/removePassword", body={"keyId": key_id}, ok=(204, 200))
+        self.note("client_secret_key_ids", result.pop("diff_before"), result.pop("diff_after"))
+        if result.pop("changed"):
+            self.results["changed"] = True
+        self.results.update(result)
 
 
 def main() -> None:

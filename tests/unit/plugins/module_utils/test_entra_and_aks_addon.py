@@ -14,11 +14,6 @@ from ansible_collections.zerotrust.aks.plugins.module_utils import _entra as ent
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
-def credential(key_id: str, days: int, name: str = "zerotrust-aks 2026-01-01T00:00:00Z") -> dict[str, t.Any]:
-    end = NOW + dt.timedelta(days=days)
-    return {"keyId": key_id, "displayName": name, "endDateTime": end.strftime("%Y-%m-%dT%H:%M:%S.1234567Z")}
-
-
 # --- entra_application --------------------------------------------------------------------
 
 
@@ -49,50 +44,6 @@ def test_redirect_uris_are_oauth2_proxy_callbacks_without_duplicates() -> None:
 
 def test_odata_quote_doubles_single_quotes() -> None:
     assert entra.odata_quote("it's") == "'it''s'"
-
-
-@pytest.mark.parametrize(
-    ("passwords", "current", "rotate", "needed", "reason"),
-    [
-        pytest.param([], None, False, True, "no secret made by this collection", id="none"),
-        pytest.param([credential("k1", 100)], None, False, False, "secret k1 is valid", id="valid kept"),
-        pytest.param([credential("k1", 10)], None, False, True, "no secret made", id="expires within threshold"),
-        pytest.param([credential("k1", 100, name="someone else")], None, False, True, "no secret made", id="not ours"),
-        pytest.param([credential("k1", 100)], "", False, True, "no stored secret value", id="vault holds none"),
-        pytest.param([credential("k1", 100)], "k2", False, True, "stored secret k2 is missing", id="vault holds other"),
-        pytest.param([credential("k1", 100)], "K1", False, False, "secret k1 is valid", id="key id case"),
-        pytest.param([credential("k1", 100)], "k1", True, True, "rotation was requested", id="rotation"),
-    ],
-)
-def test_secret_decision(
-    passwords: list[dict[str, t.Any]], current: str | None, rotate: bool, needed: bool, reason: str
-) -> None:
-    decided, why, _kept = entra.secret_decision(
-        passwords, prefix="zerotrust-aks", now=NOW, renew_days=30, rotate=rotate, current_key_id=current
-    )
-    assert decided is needed
-    assert reason in why
-
-
-def test_secret_decision_keeps_the_longest_lived() -> None:
-    _needed, _reason, kept = entra.secret_decision(
-        [credential("short", 40), credential("long", 170)],
-        prefix="zerotrust-aks",
-        now=NOW,
-        renew_days=30,
-        rotate=False,
-        current_key_id=None,
-    )
-    assert kept is not None and kept["keyId"] == "long"
-
-
-def test_expired_collection_credentials() -> None:
-    expired = entra.expired_collection_credentials(
-        [credential("old", -1), credential("new", 10), credential("theirs", -5, name="manual")],
-        prefix="zerotrust-aks",
-        now=NOW,
-    )
-    assert [c["keyId"] for c in expired] == ["old"]
 
 
 def test_application_changes_keeps_other_web_settings() -> None:

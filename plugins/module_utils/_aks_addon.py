@@ -86,6 +86,9 @@ def put_body(
 ) -> dict[str, t.Any]:
     """The cluster as read, with only the add-on (and, if asked, Workload Identity) changed."""
     body = copy.deepcopy(cluster)
+    for name in ("eTag", "etag"):
+        # Read-only; the version goes in the If-Match header instead.
+        body.pop(name, None)
     properties = body.setdefault("properties", {})
     for name in READ_ONLY_PROPERTIES:
         properties.pop(name, None)
@@ -112,6 +115,30 @@ def put_body(
         security = properties.setdefault("securityProfile", {})
         security.setdefault("workloadIdentity", {})["enabled"] = True
     return body
+
+
+def etag(cluster: dict[str, t.Any]) -> str:
+    """The cluster's version for optimistic concurrency (``eTag``; https://learn.microsoft.com/azure/aks/use-etags)."""
+    key = find_key(cluster, "eTag")
+    return str(cluster[key]) if key and cluster[key] else ""
+
+
+BUSY_MARKERS = ("in progress", "wait for it to finish", "another operation")
+
+
+def is_busy(status: int, code: str, message: str) -> bool:
+    """Whether AKS refused a write because another operation on the cluster is running.
+
+    AKS answers ``409 OperationNotAllowed`` with "Another operation (Updating) is in progress, please wait
+    for it to finish before starting a new operation" (https://aka.ms/aks-pending-operation,
+    https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/error-codes/operationnotallowed-error).
+    The same code also refuses things waiting does not fix (a stopped cluster, for one), so the message decides.
+    """
+    if status != 409:
+        return False
+    if code == "AnotherOperationInProgress":
+        return True
+    return code == "OperationNotAllowed" and any(marker in message.lower() for marker in BUSY_MARKERS)
 
 
 def network_policy_warning(cluster: dict[str, t.Any]) -> str:

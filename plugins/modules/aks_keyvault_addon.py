@@ -16,6 +16,10 @@ description:
   - Only when something differs, sends the cluster back as read with only those fields changed (the managed
     cluster API has no PATCH except for tags, and C(az aks enable-addons) does the same), then waits for the
     long-running operation. A run where nothing differs sends no PUT.
+  - The PUT carries the cluster's C(eTag) as C(If-Match), so a change made by someone else since the read is not
+    overwritten - AKS answers C(412) and the module reads the cluster again and recomputes the change (a few
+    times). While another operation runs, AKS answers C(409 OperationNotAllowed); the module waits for it
+    (O(busy_timeout)), says so in a warning and in RV(waited_for_operation), and then tries again.
   - C(azure.azcollection.azure_rm_aks) rewrites the whole cluster from its own options and cannot set the
     rotation options; C(azure.azcollection.azure_rm_resource) does not wait for a PUT answered with 200/201
     and an C(Azure-AsyncOperation) header, hence this module.
@@ -65,6 +69,23 @@ options:
     description: Seconds to wait for the cluster update.
     type: int
     default: 1800
+  busy_timeout:
+    description:
+      - Seconds to keep waiting while AKS refuses the update because another operation on the cluster is running
+        (C(409 OperationNotAllowed), for example an upgrade or a node pool change).
+      - The module reads the cluster again after each wait, and does nothing if the change is no longer needed.
+    type: int
+    default: 1800
+  poll_interval:
+    description:
+      - Seconds between checks of a busy cluster, and between polls of the update's operation when Azure gives no
+        C(Retry-After).
+    type: int
+    default: 10
+  azure_retry_timeout:
+    description: Seconds to keep retrying a request Azure throttles (429), fails (5xx) or that cannot connect.
+    type: int
+    default: 600
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - azure.azcollection.azure
@@ -122,6 +143,14 @@ network_policy:
   returned: success
   type: str
   sample: cilium
+waited_for_operation:
+  description: Seconds spent waiting for another operation on the cluster to finish (C(409 OperationNotAllowed)).
+  returned: always
+  type: float
+precondition_retries:
+  description: How often the cluster had changed between read and write (C(412)) and was read again.
+  returned: always
+  type: int
 """
 
 import typing as t
@@ -129,12 +158,21 @@ import typing as t
 from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
 from ansible_collections.zerotrust.aks.plugins.module_utils._aks_addon import (
     POLL_INTERVAL,
+    etag,
+    is_busy,
     network_policy_warning,
     outputs,
     put_body,
     wanted_changes,
 )
-from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import AzureRestClient, AzureRestError
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
+    AzureRestClient,
+    AzureRestError,
+    retry_after,
+)
+
+# How often a cluster that changed between read and write (412) is read again before giving up.
+PRECONDITION_RETRIES = 5
 
 
 class AksKeyVaultAddon(AzureRMModuleBase):  # type: ignore[misc]
@@ -148,8 +186,13 @@ class AksKeyVaultAddon(AzureRMModuleBase):  # type: ignore[misc]
             warn_without_network_policy=dict(type="bool", default=True),
             api_version=dict(type="str", default="2024-09-01"),
             timeout=dict(type="int", default=1800),
+            busy_timeout=dict(type="int", default=1800),
+            poll_interval=dict(type="int", default=10),
+            azure_retry_timeout=dict(type="int", default=600),
         )
-        self.results: dict[str, t.Any] = dict(changed=False, changes=[])
+        self.results: dict[str, t.Any] = dict(
+            changed=False, changes=[], waited_for_operation=0.0, precondition_retries=0
+        )
         super().__init__(self.module_arg_spec, supports_check_mode=True, supports_tags=False)
 
     def exec_module(self, **kwargs: t.Any) -> dict[str, t.Any]:
@@ -158,51 +201,147 @@ class AksKeyVaultAddon(AzureRMModuleBase):  # type: ignore[misc]
                 "rotation_poll_interval must be a whole number of seconds, minutes or hours such as 2m, 120s "
                 f"or 1h, got {kwargs['rotation_poll_interval']!r}"
             )
+        if kwargs["poll_interval"] < 1:
+            self.fail(f"poll_interval must be at least 1 second, got {kwargs['poll_interval']}")
         resource_manager = self.azure_auth._cloud_environment.endpoints.resource_manager.rstrip("/")
-        arm = AzureRestClient(self.azure_auth.azure_credential_track2, resource_manager, resource_manager + "/.default")
+        self.arm = AzureRestClient(
+            self.azure_auth.azure_credential_track2,
+            resource_manager,
+            resource_manager + "/.default",
+            retry_timeout=float(kwargs["azure_retry_timeout"]),
+        )
         url = (
             f"subscriptions/{self.subscription_id}/resourceGroups/{kwargs['resource_group']}"
             f"/providers/Microsoft.ContainerService/managedClusters/{kwargs['name']}"
         )
+        self.cluster_name = f"{kwargs['name']} (resource group {kwargs['resource_group']})"
+        try:
+            self.converge(url, kwargs)
+        except AzureRestError as exc:
+            self.fail(
+                f"managed cluster {self.cluster_name} request failed: {exc}",
+                status=exc.status,
+                error_code=exc.code,
+                **self.waits(),
+            )
+        except TimeoutError as exc:
+            self.fail(f"managed cluster {self.cluster_name}: {exc}", **self.waits())
+        self.report_retries()
+        return self.results
+
+    def report_retries(self) -> None:
+        arm = getattr(self, "arm", None)
+        summary = arm.retry_summary() if arm is not None else ""
+        if summary:
+            self.module.warn(f"managed cluster {self.cluster_name}: {summary}")
+
+    def fail(self, msg: str, **kwargs: t.Any) -> None:
+        self.report_retries()
+        super().fail(msg, **kwargs)
+
+    def waits(self) -> dict[str, t.Any]:
+        return dict(
+            waited_for_operation=self.results["waited_for_operation"],
+            precondition_retries=self.results["precondition_retries"],
+        )
+
+    def converge(self, url: str, kwargs: dict[str, t.Any]) -> None:
+        """Read, compare, PUT with If-Match; on 412 read again, on 409 wait for the running operation."""
         params = {"api-version": kwargs["api_version"]}
         wanted = dict(
             secret_rotation=kwargs["secret_rotation"],
             rotation_poll_interval=kwargs["rotation_poll_interval"],
             workload_identity=kwargs["workload_identity"],
         )
-        try:
-            cluster = arm.get_or_none(url, params=params)
+        busy_since: float | None = None
+        busy_cause = ""
+        warned = False
+        while True:
+            cluster = self.arm.get_or_none(url, params=params)
             if cluster is None:
                 self.fail(f"managed cluster {kwargs['name']} not found in resource group {kwargs['resource_group']}")
             warning = network_policy_warning(cluster)
-            if warning and kwargs["warn_without_network_policy"]:
+            if warning and kwargs["warn_without_network_policy"] and not warned:
                 self.module.warn(warning)
+                warned = True
             changes = wanted_changes(cluster, **wanted)
             self.results.update(outputs(cluster), changes=changes)
             if not changes:
-                return self.results
+                # Nothing (left) to do: possibly done by whoever held the cluster meanwhile.
+                self.results["changed"] = False
+                self.results.pop("diff", None)
+                break
             self.results["changed"] = True
             if self.module._diff:
                 self.results["diff"] = dict(before="", after="".join(f"{change}\n" for change in changes))
             if self.check_mode:
-                return self.results
+                break
             headers = {}
-            etag = cluster.get("etag") or cluster.get("eTag")
-            if etag:
+            version = etag(cluster)
+            if version:
                 # Fail instead of overwriting a change someone made since the read.
-                headers["If-Match"] = str(etag)
-            answer = arm.request(
-                "PUT", url, params=params, body=put_body(cluster, **wanted), headers=headers, ok=(200, 201, 202)
-            )
-            updated = arm.wait_for_arm_operation(
-                answer, arm.url(url), kwargs["api_version"], timeout=float(kwargs["timeout"])
+                headers["If-Match"] = version
+            try:
+                answer = self.arm.request(
+                    "PUT", url, params=params, body=put_body(cluster, **wanted), headers=headers, ok=(200, 201, 202)
+                )
+            except AzureRestError as exc:
+                if exc.status == 412 and self.results["precondition_retries"] < PRECONDITION_RETRIES:
+                    self.results["precondition_retries"] += 1
+                    self.module.warn(
+                        f"managed cluster {self.cluster_name} changed between read and write (412 {exc.code}); "
+                        f"read it again and recomputed the change (retry {self.results['precondition_retries']} "
+                        f"of {PRECONDITION_RETRIES})"
+                    )
+                    continue
+                if exc.status == 412:
+                    raise AzureRestError(
+                        exc.method,
+                        exc.url,
+                        exc.status,
+                        {
+                            "error": {
+                                "code": exc.code or "PreconditionFailed",
+                                "message": f"the cluster changed between every read and write, "
+                                f"{PRECONDITION_RETRIES + 1} times in a row; is another tool updating it?",
+                            }
+                        },
+                    ) from exc
+                if not is_busy(exc.status, exc.code, exc.detail):
+                    raise
+                now = self.arm.clock()
+                if busy_since is None:
+                    busy_since = now
+                busy_cause = exc.detail
+                waited = now - busy_since
+                self.results["waited_for_operation"] = round(waited, 1)
+                if waited >= kwargs["busy_timeout"]:
+                    self.fail(
+                        f"managed cluster {self.cluster_name} was still busy with another operation after "
+                        f"{waited:.0f}s (busy_timeout is {kwargs['busy_timeout']}s): {exc}",
+                        status=exc.status,
+                        error_code=exc.code,
+                        **self.waits(),
+                    )
+                hinted = retry_after(exc.headers)
+                delay = min(hinted if hinted is not None else kwargs["poll_interval"], kwargs["busy_timeout"] - waited)
+                self.arm.sleep(max(delay, 0.0))
+                self.results["waited_for_operation"] = round(self.arm.clock() - busy_since, 1)
+                continue
+            updated = self.arm.wait_for_arm_operation(
+                answer,
+                self.arm.url(url),
+                kwargs["api_version"],
+                timeout=float(kwargs["timeout"]),
+                default_interval=float(kwargs["poll_interval"]),
             )
             self.results.update(outputs(updated))
-        except AzureRestError as exc:
-            self.fail(f"managed cluster request failed: {exc}", status=exc.status, error_code=exc.code)
-        except TimeoutError as exc:
-            self.fail(str(exc))
-        return self.results
+            break
+        if busy_since is not None:
+            self.module.warn(
+                f"managed cluster {self.cluster_name} was busy with another operation ({busy_cause}); waited "
+                f"{self.results['waited_for_operation']:.0f}s for it to finish before updating the add-on"
+            )
 
 
 def main() -> None:

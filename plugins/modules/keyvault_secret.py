@@ -54,10 +54,18 @@ options:
     default: true
   forbidden_retry_seconds:
     description:
-      - Keep retrying for this long while Key Vault answers 403, because a new role assignment can take
-        minutes to reach the data plane.
+      - Keep retrying for this long (from the first refusal) while Key Vault answers 403, because a new role
+        assignment or access policy can take minutes to reach the data plane.
+      - When the time is up, the error says which caller was refused, which permission it lacks and whether the
+        vault checks Azure RBAC (C(ForbiddenByRbac)) or access policies (C(ForbiddenByPolicy)).
     type: int
     default: 0
+  azure_retry_timeout:
+    description:
+      - Seconds to keep retrying a request Key Vault throttles (429), fails (5xx) or that cannot connect - including
+        a new vault whose host name does not resolve yet.
+    type: int
+    default: 600
   api_version:
     description: Key Vault data plane API version.
     type: str
@@ -110,10 +118,13 @@ recovered:
   description: Whether a soft-deleted secret was (or in check mode would be) recovered.
   returned: success
   type: bool
+waited_for_access:
+  description: Seconds Key Vault answered 403 before it let the caller in (see O(forbidden_retry_seconds)).
+  returned: success
+  type: float
 """
 
 import re
-import time
 import typing as t
 
 from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
@@ -127,6 +138,60 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._cookie_secret impor
 SECRET_NAME = re.compile(r"\A[0-9A-Za-z-]{1,127}\Z")
 RECOVERY_POLLS = 30
 RECOVERY_INTERVAL = 2.0
+# While Key Vault answers 403: the first retry waits this long, doubling up to the maximum.
+FORBIDDEN_RETRY_FIRST = 2.0
+FORBIDDEN_RETRY_MAX = 15.0
+# The data actions and access-policy permissions each call needs
+# (https://learn.microsoft.com/azure/key-vault/general/rbac-guide,
+# https://learn.microsoft.com/azure/key-vault/general/assign-access-policy).
+NEEDS = {
+    "GET secrets": ("get", "Key Vault Secrets User"),
+    "GET deletedsecrets": ("list", "Key Vault Secrets Officer"),
+    "POST deletedsecrets": ("recover", "Key Vault Secrets Officer"),
+    "PUT secrets": ("set", "Key Vault Secrets Officer"),
+    "PATCH secrets": ("set", "Key Vault Secrets Officer"),
+}
+
+
+def refused(exc: AzureRestError, path: str, waited: float, retry_seconds: int, *, writes: bool) -> str:
+    """Why Key Vault answered 403, from its error body: who was refused, what is missing, how long we retried.
+
+    Key Vault's 403 says ``Caller: appid=...;oid=...`` and ``Action: '...'`` with ``innererror.code``
+    ``ForbiddenByRbac`` on Azure RBAC vaults, and "The user, group or application 'appid=...;oid=...'
+    does not have secrets get permission" with ``ForbiddenByPolicy`` on access-policy vaults.
+    """
+    detail = exc.detail
+    caller = re.search(r"appid=([^;\s']*);oid=([^;\s']*)", detail)
+    who = f"object id {caller.group(2)} (application {caller.group(1)})" if caller else "the caller"
+    vault = re.search(r"(?:Vault: |on key vault ')([^;'\r\n]+)", detail)
+    where = f"vault {vault.group(1)}" if vault else "the vault"
+    permission, role = NEEDS.get(f"{exc.method} {path.split('/', 1)[0]}", ("get", "Key Vault Secrets User"))
+    if writes:
+        # A run that stores a value needs the writer's role even where it was refused a read.
+        role = "Key Vault Secrets Officer"
+    kind = exc.inner_code or exc.code
+    if kind == "ForbiddenByRbac":
+        action = re.search(r"Action: '([^']+)'", detail)
+        missing = (
+            f"{where} uses Azure RBAC and {who} holds no role with "
+            f"{action.group(1) if action else 'the data action'} on it: assign {role} (or a role that includes it) "
+            "at the vault or the secret"
+        )
+    elif kind == "ForbiddenByPolicy":
+        policy = re.search(r"does not have (\w+) (\w+) permission", detail)
+        needed = f"{policy.group(1)} {policy.group(2)}" if policy else f"secrets {permission}"
+        missing = (
+            f"{where} uses access policies and none gives {who} the {needed} permission: add an access policy "
+            "with secrets get, list, set, delete and recover"
+        )
+    else:
+        missing = f"{where} refused {who}: {detail}"
+    first_line = detail.splitlines()[0] if detail else ""
+    return (
+        f"Key Vault answered 403 {kind} to {exc.method} {exc.url} for {waited:.0f}s "
+        f"(forbidden_retry_seconds is {retry_seconds}): {missing}. A role or policy granted moments ago can take "
+        f"minutes to apply; raise forbidden_retry_seconds if it was. Key Vault said: {first_line}"
+    )
 
 
 class KeyVaultSecret(AzureRMModuleBase):  # type: ignore[misc]
@@ -139,9 +204,10 @@ class KeyVaultSecret(AzureRMModuleBase):  # type: ignore[misc]
             tags=dict(type="dict"),
             recover=dict(type="bool", default=True),
             forbidden_retry_seconds=dict(type="int", default=0),
+            azure_retry_timeout=dict(type="int", default=600),
             api_version=dict(type="str", default="7.4"),
         )
-        self.results: dict[str, t.Any] = dict(changed=False, recovered=False)
+        self.results: dict[str, t.Any] = dict(changed=False, recovered=False, waited_for_access=0.0)
         super().__init__(self.module_arg_spec, supports_check_mode=True, supports_tags=False, is_ad_resource=True)
 
     def exec_module(self, **kwargs: t.Any) -> dict[str, t.Any]:
@@ -153,23 +219,61 @@ class KeyVaultSecret(AzureRMModuleBase):  # type: ignore[misc]
             self.azure_auth.azure_credential_track2,
             kwargs["vault_uri"],
             keyvault_scope(self.azure_auth._cloud_environment),
+            retry_timeout=float(kwargs["azure_retry_timeout"]),
         )
         self.params = {"api-version": kwargs["api_version"]}
-        self.forbidden_deadline = time.monotonic() + kwargs["forbidden_retry_seconds"]
+        self.forbidden_retry_seconds = kwargs["forbidden_retry_seconds"]
+        self.forbidden_since: float | None = None
+        self.writes = kwargs["value"] is not None or kwargs["recover"]
         try:
             self.converge(kwargs)
         except AzureRestError as exc:
             self.fail(f"Key Vault request failed: {exc}", status=exc.status, error_code=exc.code)
+        self.report_retries()
         return self.results
 
+    def report_retries(self) -> None:
+        client = getattr(self, "client", None)
+        summary = client.retry_summary() if client is not None else ""
+        if summary:
+            self.module.warn(f"Key Vault {client.base_url}: {summary}")
+
+    def fail(self, msg: str, **kwargs: t.Any) -> None:
+        self.report_retries()
+        super().fail(msg, **kwargs)
+
     def call(self, method: str, path: str, **kwargs: t.Any) -> t.Any:
+        delay = FORBIDDEN_RETRY_FIRST
         while True:
             try:
-                return self.client.request(method, path, params=self.params, **kwargs)
+                answer = self.client.request(method, path, params=self.params, **kwargs)
             except AzureRestError as exc:
-                if exc.status != 403 or time.monotonic() >= self.forbidden_deadline:
+                if exc.status != 403:
                     raise
-                time.sleep(10)
+                now = self.client.clock()
+                if self.forbidden_since is None:
+                    self.forbidden_since = now
+                waited = now - self.forbidden_since
+                remaining = self.forbidden_retry_seconds - waited
+                if remaining <= 0:
+                    self.results["waited_for_access"] = round(waited, 1)
+                    self.fail(
+                        refused(exc, path, waited, self.forbidden_retry_seconds, writes=self.writes),
+                        status=403,
+                        error_code=exc.inner_code or exc.code,
+                        waited_for_access=round(waited, 1),
+                    )
+                self.client.sleep(min(delay, remaining))
+                delay = min(delay * 2, FORBIDDEN_RETRY_MAX)
+                continue
+            if self.forbidden_since is not None and not self.results["waited_for_access"]:
+                waited = self.client.clock() - self.forbidden_since
+                self.results["waited_for_access"] = round(waited, 1)
+                self.module.warn(
+                    f"Key Vault {self.client.base_url} answered 403 for {waited:.0f}s before letting this caller "
+                    "in (a new role assignment or access policy takes a while to apply)"
+                )
+            return answer
 
     def converge(self, params: dict[str, t.Any]) -> None:
         name = params["name"]
@@ -239,7 +343,7 @@ class KeyVaultSecret(AzureRMModuleBase):  # type: ignore[misc]
             answer = self.call("GET", f"secrets/{name}", ok=(200, 404))
             if answer.status == 200:
                 return dict(answer.body)
-            time.sleep(RECOVERY_INTERVAL)
+            self.client.sleep(RECOVERY_INTERVAL)
         self.fail(f"secret {name} was recovered but did not come back within {RECOVERY_POLLS * RECOVERY_INTERVAL:.0f}s")
         raise AssertionError("unreachable")
 

@@ -152,6 +152,8 @@ def test_unknown_principals_wrong_types_roles_names_and_scopes_are_refused(fake:
     )
     status, code, message = error(assign(client, GROUP_ID, USER_ALICE, reader, "Group"))
     assert (status, code) == (400, "UnmatchedPrincipalType") and "'User'" in message
+    robot = assign(client, GROUP_ID, USER_ALICE, reader, "Robot")
+    assert error(robot)[:2] == (400, "InvalidRequestContent") and "PrincipalType" in error(robot)[2]
     missing_role = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.Authorization/roleDefinitions/{uuid.uuid4()}"
     assert error(assign(client, GROUP_ID, GROUP_COLORS, missing_role, "Group"))[:2] == (
         400,

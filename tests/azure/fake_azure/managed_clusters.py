@@ -127,6 +127,8 @@ def handle(fake: FakeAzure, method: str, path: str, body: t.Any, headers: t.Any 
     key = path.lower().rstrip("/")
     name = path.rstrip("/").rsplit("/", 1)[-1]
     current = fake.resources.get(key)
+    if current is not None:
+        current.setdefault("eTag", str(uuid.uuid4()))  # a cluster seeded without one
     if method == "GET":
         if current is None:
             raise HttpError(

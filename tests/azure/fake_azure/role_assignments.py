@@ -143,7 +143,13 @@ def _check_principal(fake: FakeAzure, principal_id: str, given_type: str | None)
             raise not_found
         return actual
     if given_type.lower() not in (kind.lower() for kind in PRINCIPAL_TYPES):
-        raise HttpError(400, "InvalidPrincipalType", f"The principal type '{given_type}' is not valid.")
+        # An enum the service's JSON reader cannot convert (the REST reference lists PRINCIPAL_TYPES).
+        raise HttpError(
+            400,
+            "InvalidRequestContent",
+            f'The request content was invalid and could not be deserialized: \'Error converting value "{given_type}" '
+            "to type 'PrincipalType'. Path 'properties.principalType'.'.",
+        )
     if given_type.lower() != actual.lower() and rbac.principal_visible(fake, principal_id):
         raise HttpError(
             400,

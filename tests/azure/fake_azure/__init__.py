@@ -7,7 +7,7 @@ from the public REST API references, and only as far as the roles use it. One mo
 service:
 
 =======================  ======================================================================
-``login``                Entra ID token endpoint and discovery (client credentials), the bearer
+``login``                Entra ID token endpoint and discovery (client credentials, password), the bearer
                          token check, ARM's ``/metadata/endpoints``
 ``arm``                  ARM router: api-version, subscription, resource groups (GET)
 ``vaults``               ``Microsoft.KeyVault/vaults`` (GET/PUT, soft delete defaults)
@@ -57,6 +57,12 @@ Kill point (``kill_at_call``)          the N-th counted request (``FakeAzure.cal
                                        discovery requests are not counted) SIGKILLs its client and is
                                        not answered; logged ``"fault": "kill"``
 Unimplemented Graph/data-plane route   501 naming the route, never 404
+User/password sign-in (``login``)      ``organizations`` discovery, MSAL's ``/common/userrealm/{upn}``
+                                       (also on 127.0.0.1:443: ``login.serve_user_realm``), ``password``
+                                       and ``refresh_token`` grants for the Azure CLI's client; user
+                                       tokens (``idtyp`` user, ``upn``, ``scp``, no ``roles``) and an ID
+                                       token; a wrong password 400 ``invalid_grant`` AADSTS50126;
+                                       entra/identity-platform/v2-oauth-ropc, reference-error-codes
 =====================================  =================================================================
 
 ARM (``arm``, ``rbac``, ``role_assignments``, ``managed_clusters``, ``vaults``, ``identities``,

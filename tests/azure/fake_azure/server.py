@@ -72,6 +72,7 @@ class FakeAzure:
         self.app_role_assignments: dict[str, list[dict[str, t.Any]]] = {}  # resource SP id -> assignments
         self.federated_credentials: dict[str, list[dict[str, t.Any]]] = {}  # application object id -> credentials
         self.directory: dict[str, dict[str, t.Any]] = {}  # lower-case object id -> user or group
+        self.password_users: dict[str, login.PasswordUser] = {}  # lower-case UPN -> user (add_password_user)
         self.vaults: dict[str, Vault] = {}
         # Lower-case object id -> type and creation time: what replication knows (principal_visible).
         self.principals: dict[str, Principal] = {}
@@ -149,6 +150,11 @@ class FakeAzure:
     def add_user(self, object_id: str, display_name: str) -> None:
         self.directory[object_id.lower()] = {"displayName": display_name, "principalType": "User"}
         self.add_principal(object_id, "User", seeded=True)
+
+    def add_password_user(self, upn: str, password: str, object_id: str, display_name: str = "") -> None:
+        """A directory user who can sign in with a password at the token endpoint (login.py)."""
+        self.add_user(object_id, display_name or upn)
+        self.password_users[upn.lower()] = login.PasswordUser(upn, password, object_id, display_name or upn)
 
     def add_principal(self, object_id: str, principal_type: str, *, seeded: bool = False) -> Principal:
         """Register a directory object (``User``, ``Group``, ``ServicePrincipal``) as created now
@@ -232,6 +238,7 @@ class FakeAzure:
         login_route = role == "main" and (
             parsed.path.endswith(("/oauth2/v2.0/token", "/.well-known/openid-configuration"))
             or parsed.path == "/metadata/endpoints"
+            or parsed.path.startswith("/common/userrealm/")
         )
         if not login_route and raw:
             # What the client sent, even when a fault answers it (the contract test reads every body).
@@ -291,6 +298,8 @@ class FakeAzure:
                     return login.token(self, path, urllib.parse.parse_qs(raw.decode()))
                 if role == "main" and path.endswith("/.well-known/openid-configuration"):
                     return login.openid_configuration(self, path)
+                if role == "main" and path.startswith("/common/userrealm/"):
+                    return login.user_realm(self, path)
                 if role == "main" and path == "/metadata/endpoints":
                     return Answer(200, login.metadata(self))
                 body = json.loads(raw) if raw else None

@@ -678,11 +678,33 @@ class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
         self.results["changed"] = True
         if self.check_mode:
             return {}
-        principal = self.with_replication_retry(
-            lambda: graph.request("POST", "servicePrincipals", body={"appId": app_id}, ok=(201,)).body
-        )
+        try:
+            principal = self.with_replication_retry(
+                lambda: graph.request("POST", "servicePrincipals", body={"appId": app_id}, ok=(201,)).body
+            )
+        except AzureRestError as exc:
+            # 409: an earlier (interrupted) run made it moments ago and Graph's reads have not
+            # caught up yet (https://learn.microsoft.com/graph/best-practices-concept). Wait to see it.
+            if exc.status != 409:
+                raise
+            principal = self.wait_for_service_principal(graph, app_id)
         self.results["service_principal_object_id"] = principal["id"]
         return dict(principal)
+
+    def wait_for_service_principal(self, graph: AzureRestClient, app_id: str) -> dict[str, t.Any]:
+        for attempt in range(REPLICATION_ATTEMPTS):
+            found = graph.list_all(
+                "servicePrincipals", params={"$filter": f"appId eq {odata_quote(app_id)}", "$select": SP_FIELDS}
+            )
+            if found:
+                return dict(found[0])
+            if attempt < REPLICATION_ATTEMPTS - 1:
+                time.sleep(REPLICATION_RETRY_SECONDS)
+        self.fail(
+            f"Graph says a service principal for application {app_id} exists (409) but does not list it after "
+            f"{REPLICATION_ATTEMPTS * REPLICATION_RETRY_SECONDS}s; re-run once directory replication has caught up"
+        )
+        raise AssertionError("unreachable")
 
     def with_replication_retry(self, call: t.Callable[[], t.Any], statuses: tuple[int, ...] = (400, 404)) -> t.Any:
         for attempt in range(REPLICATION_ATTEMPTS):

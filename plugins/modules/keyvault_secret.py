@@ -57,7 +57,7 @@ options:
       - Keep retrying for this long (from the first refusal) while Key Vault answers 403, because a new role
         assignment or access policy can take minutes to reach the data plane.
       - When the time is up, the error says which caller was refused, which permission it lacks and whether the
-        vault checks Azure RBAC (C(ForbiddenByRbac)) or access policies (C(ForbiddenByPolicy)).
+        vault checks Azure RBAC (C(ForbiddenByRbac)) or access policies (C(AccessDenied)).
     type: int
     default: 0
   azure_retry_timeout:
@@ -158,7 +158,8 @@ def refused(exc: AzureRestError, path: str, waited: float, retry_seconds: int, *
 
     Key Vault's 403 says ``Caller: appid=...;oid=...`` and ``Action: '...'`` with ``innererror.code``
     ``ForbiddenByRbac`` on Azure RBAC vaults, and "The user, group or application 'appid=...;oid=...'
-    does not have secrets get permission" with ``ForbiddenByPolicy`` on access-policy vaults.
+    does not have secrets get permission" (or "Caller was not found on any access policy") with
+    ``AccessDenied`` on access-policy vaults (``ForbiddenByPolicy`` is also read as such).
     """
     detail = exc.detail
     caller = re.search(r"appid=([^;\s']*);oid=([^;\s']*)", detail)
@@ -177,7 +178,7 @@ def refused(exc: AzureRestError, path: str, waited: float, retry_seconds: int, *
             f"{action.group(1) if action else 'the data action'} on it: assign {role} (or a role that includes it) "
             "at the vault or the secret"
         )
-    elif kind == "ForbiddenByPolicy":
+    elif kind in ("AccessDenied", "ForbiddenByPolicy"):
         policy = re.search(r"does not have (\w+) (\w+) permission", detail)
         needed = f"{policy.group(1)} {policy.group(2)}" if policy else f"secrets {permission}"
         missing = (

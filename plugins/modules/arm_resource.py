@@ -1,0 +1,166 @@
+#!/usr/bin/python
+# Copyright: zerotrust.aks contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: arm_resource
+short_description: Read or write one Azure Resource Manager resource, riding out throttling, faults and long operations
+version_added: 0.2.0
+description:
+  - Sends one request to Azure Resource Manager for the resource O(url) - C(GET) to read it, C(PUT), C(POST) or
+    C(DELETE) to change it - with the credential resolved exactly like azure.azcollection.
+  - Throttling (429, honouring C(Retry-After)), server errors (5xx) and network errors (a connection refused, a
+    host name that does not resolve yet) are retried for O(azure_retry_timeout) seconds; a long-running operation
+    (C(Azure-AsyncOperation), C(Location), or a C(provisioningState) that is not terminal yet) is waited for, up to
+    O(operation_timeout) seconds. The final error names the request, the status and Azure's error code and message.
+  - C(azure.azcollection.azure_rm_resource) and C(azure_rm_resource_info) have no retry policy at all (one 429 or
+    503 fails the task with a traceback), hence this module for the calls the collection makes.
+  - The roles compare what they read with what they want and only then write; this module does not diff bodies.
+author:
+  - zerotrust.aks developers (@zerotrust)
+attributes:
+  platform:
+    platforms: posix
+  check_mode:
+    support: full
+    details:
+      - C(GET) runs; any other method is not sent and reports C(changed).
+  diff_mode:
+    support: none
+options:
+  url:
+    description: The resource id (C(/subscriptions/<id>/resourceGroups/<name>/providers/...)), or a sub-path of it.
+    type: str
+    required: true
+  api_version:
+    description: The C(api-version) of the resource provider.
+    type: str
+    required: true
+  method:
+    description: C(GET) reads (a missing resource is not an error, see RV(exists)); the others write.
+    type: str
+    choices: [GET, PUT, POST, DELETE]
+    default: GET
+  body:
+    description: The request body of a C(PUT) or C(POST).
+    type: dict
+  wait:
+    description: Wait for a long-running operation to finish and return the resource as read afterwards.
+    type: bool
+    default: true
+  operation_timeout:
+    description: Seconds to wait for a long-running operation.
+    type: int
+    default: 1800
+  azure_retry_timeout:
+    description: Seconds to keep retrying a request Azure throttles (429), fails (5xx) or that cannot connect.
+    type: int
+    default: 600
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - azure.azcollection.azure
+"""
+
+EXAMPLES = r"""
+- name: Read a user-assigned identity
+  zerotrust.aks.arm_resource:
+    url: /subscriptions/{{ sub }}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1
+    api_version: "2023-01-31"
+  register: identity
+
+- name: Create it when it is missing
+  zerotrust.aks.arm_resource:
+    url: /subscriptions/{{ sub }}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1
+    api_version: "2023-01-31"
+    method: PUT
+    body:
+      location: westeurope
+  when: not identity.exists
+"""
+
+RETURN = r"""
+exists:
+  description: C(GET) - whether the resource exists (C(false) on 404).
+  returned: always
+  type: bool
+resource:
+  description: The resource as Azure answered (after a long-running operation, as read afterwards); C({}) when none.
+  returned: always
+  type: dict
+status:
+  description: The HTTP status of the answer; C(0) when nothing was sent (check mode).
+  returned: always
+  type: int
+"""
+
+import typing as t
+
+from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import AzureRestClient, AzureRestError
+
+
+class ArmResource(AzureRMModuleBase):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.module_arg_spec = dict(
+            url=dict(type="str", required=True),
+            api_version=dict(type="str", required=True),
+            method=dict(type="str", default="GET", choices=["GET", "PUT", "POST", "DELETE"]),
+            body=dict(type="dict"),
+            wait=dict(type="bool", default=True),
+            operation_timeout=dict(type="int", default=1800),
+            azure_retry_timeout=dict(type="int", default=600),
+        )
+        self.results: dict[str, t.Any] = dict(changed=False, exists=False, resource={}, status=0)
+        super().__init__(self.module_arg_spec, supports_check_mode=True, supports_tags=False)
+
+    def exec_module(self, **kwargs: t.Any) -> dict[str, t.Any]:
+        url = "/" + kwargs["url"].strip().lstrip("/")
+        if not url.lower().startswith("/subscriptions/"):
+            self.fail(f"url must be a resource id starting with /subscriptions/, got {kwargs['url']!r}")
+        method = kwargs["method"]
+        params = {"api-version": kwargs["api_version"]}
+        resource_manager = self.azure_auth._cloud_environment.endpoints.resource_manager.rstrip("/")
+        arm = AzureRestClient(
+            self.azure_auth.azure_credential_track2,
+            resource_manager,
+            resource_manager + "/.default",
+            retry_timeout=float(kwargs["azure_retry_timeout"]),
+        )
+        try:
+            if method == "GET":
+                answer = arm.request("GET", url, params=params, ok=(200, 404))
+                found = answer.status == 200
+                self.results.update(exists=found, resource=answer.body if found else {}, status=answer.status)
+            elif self.check_mode:
+                self.results.update(changed=True)
+            else:
+                answer = arm.request(method, url, params=params, body=kwargs["body"], ok=(200, 201, 202, 204))
+                resource = answer.body if isinstance(answer.body, dict) else {}
+                if kwargs["wait"] and method == "PUT":
+                    resource = arm.wait_for_arm_operation(
+                        answer,
+                        url,
+                        kwargs["api_version"],
+                        timeout=float(kwargs["operation_timeout"]),
+                        default_interval=5.0,
+                    )
+                self.results.update(
+                    changed=True, exists=method != "DELETE", resource=resource or {}, status=answer.status
+                )
+        except (AzureRestError, TimeoutError) as exc:
+            self.fail(str(exc))
+        summary = arm.retry_summary()
+        if summary:
+            self.module.warn(f"{method} {url}: {summary}")
+        return self.results
+
+
+def main() -> None:
+    ArmResource()
+
+
+if __name__ == "__main__":
+    main()

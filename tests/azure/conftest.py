@@ -14,6 +14,7 @@ from pathlib import Path
 import certifi
 import pytest
 from fake_azure import FakeAzure  # this directory is on sys.path (no __init__.py: "azure" is the SDK's package)
+from fake_azure import rbac
 from fake_subscription import (
     CLUSTER,
     DEPLOYER_ID,
@@ -31,6 +32,9 @@ from fake_subscription import (
 )
 from private_testbed import SiteTestbed
 from support.playbook import REPO, Playbook
+
+# What docs/AZURE.md asks of the deploying principal, and all the fake's test principal gets.
+DEPLOYER_ROLES = ("Contributor", "User Access Administrator")
 
 CACHE = Path(os.environ.get("ZEROTRUST_AKS_CACHE", Path.home() / ".cache" / "zerotrust-aks"))
 # What applying to the local testbed needs (apply mode, no admission webhook), shared with
@@ -52,6 +56,11 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FakeAzure]:
     ).start()
     azure.add_resource_group(RESOURCE_GROUP)
     azure.add_cluster(RESOURCE_GROUP, CLUSTER)
+    # The deployer's documented roles (docs/AZURE.md "Permissions"): Contributor and User Access
+    # Administrator on the resource group, nothing on the data plane (the collection grants that).
+    group_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+    for role in DEPLOYER_ROLES:
+        rbac.grant(azure, azure.deployer_object_id, role, group_id, "ServicePrincipal")
     azure.add_group(GROUP_COLORS, "colors-users")
     azure.add_group(GROUP_OPS, "platform-ops")
     azure.add_user(USER_ALICE, "Alice")
@@ -79,6 +88,8 @@ def azure_env(fake: FakeAzure, ansible_env: dict[str, str], tmp_path_factory: py
         SSL_CERT_FILE=str(bundle),
         # azure.azcollection 3.12 cannot resolve a cloud_environment URL on its own: see shim/sitecustomize.py.
         PYTHONPATH=str(Path(__file__).resolve().parent / "shim"),
+        # The shim resolves *.fake.test names (new vaults) from this file, after their DNS lag.
+        ZEROTRUST_AKS_FAKE_AZURE_HOSTS=str(fake.hosts_file),
         # The virtualenv is installed without bytecode and azure_rm_common imports every Azure SDK:
         # compiling them on each module run costs ~15 s of CPU. Cache the bytecode outside the repo.
         PYTHONPYCACHEPREFIX=str(CACHE / "pycache"),

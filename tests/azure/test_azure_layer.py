@@ -41,6 +41,7 @@ from observations import (
 from support.playbook import Playbook, PlaybookRun
 
 SECRETS_USER_ROLE = "4633458b-17de-408a-b874-0445c86b69e6"
+SECRETS_OFFICER_ROLE = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 VAULT_ID = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.KeyVault/vaults/{KEYVAULT}"
 )
@@ -86,7 +87,9 @@ def test_bad_input_fails_in_preflight_before_any_request(
     assert variable in run.output
     # Not one request reached the fake, so certainly no write.
     assert requests == []
-    assert fake.resources == {k: v for k, v in fake.resources.items() if "managedclusters" in k}
+    # Only what the test seeded: the cluster and the deployer's roles on the resource group.
+    assert [k for k in fake.resources if "/roleassignments/" not in k] == [CLUSTER_ID.lower()]
+    assert role_assignments(fake) == []
 
 
 def test_check_mode_on_an_empty_subscription_writes_nothing(azure_playbook: Playbook, fake: FakeAzure) -> None:
@@ -178,7 +181,12 @@ def test_first_run_creates_everything(azure_playbook: Playbook, fake: FakeAzure)
     # ...and reads the three secrets, each at secret scope; nothing at vault scope; the add-on
     # identity (shared by every pod on the nodes) reads nothing.
     assert secret_scope_grants(fake, identity["properties"]["principalId"]) == ALL_SECRETS
-    assert len(role_assignments(fake)) == 3
+    # The deploying principal writes the secrets: Key Vault Secrets Officer on the vault, and no more.
+    officers = [a for a in role_assignments(fake) if a["properties"]["roleDefinitionId"].endswith(SECRETS_OFFICER_ROLE)]
+    assert [(a["properties"]["principalId"], a["properties"]["scope"]) for a in officers] == [
+        (fake.deployer_object_id, VAULT_ID)
+    ]
+    assert len(role_assignments(fake)) == 4
     assert secret_scope_grants(fake, addon["identity"]["objectId"]) == []
     # Secret mode: the app registration trusts no federated credential.
     assert fake.federated_credentials[app["id"]] == []
@@ -208,7 +216,7 @@ def test_third_run_makes_no_duplicates(azure_playbook: Playbook, fake: FakeAzure
     assert run.changed == 0
     assert len(fake.applications) == 1
     assert len(fake.service_principals) == 1
-    assert len(role_assignments(fake)) == 3
+    assert len(role_assignments(fake)) == 4
     assert len(the_application(fake)["passwordCredentials"]) == 1
     assert len(the_application(fake)["appRoles"]) == 1
     assert len(app_role_assignments(fake)) == 1

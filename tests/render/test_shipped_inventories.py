@@ -18,6 +18,7 @@ from .conftest import CLUSTER_PLAYBOOK, REPO
 
 # What the azure layer of site.yml sets before the cluster layer runs (made-up values).
 AZURE_LAYER_OUTPUTS = {
+    "zerotrust_aks_tenant_id": "7c0d3f5e-1b2a-4c3d-9e8f-0a1b2c3d4e5f",
     "zerotrust_aks_identity_client_id": "0f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b",
     "zerotrust_aks_secret_fingerprints": {
         "client_secret": "sha256:0123456789ab",

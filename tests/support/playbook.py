@@ -193,6 +193,11 @@ def run_playbook(
         command, env=dict(env), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
     run = PlaybookRun(command, result.returncode, result.stdout, result.stderr)
+    # For debugging a suite: ZEROTRUST_AKS_TEST_OUTPUT=<file> appends every run's output there.
+    log = os.environ.get("ZEROTRUST_AKS_TEST_OUTPUT")
+    if log:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"$ {' '.join(command)}\n{result.stdout}\n{result.stderr}\n")
     if must_succeed and run.returncode != 0:
         raise AssertionError(run.describe())
     return run

@@ -10,6 +10,7 @@ import json
 import threading
 from pathlib import Path
 
+from . import rbac
 from .server import FakeAzure
 
 
@@ -34,6 +35,10 @@ def main() -> None:
     ).start()
     fake.add_resource_group(args.resource_group)
     fake.add_cluster(args.resource_group, args.cluster)
+    # The deployer's documented roles (docs/AZURE.md), as the tests give them.
+    group_id = f"/subscriptions/{fake.subscription_id}/resourceGroups/{args.resource_group}"
+    for role in ("Contributor", "User Access Administrator"):
+        rbac.grant(fake, fake.deployer_object_id, role, group_id)
     (args.workdir / "endpoints.json").write_text(
         json.dumps(
             {

@@ -307,7 +307,7 @@ class FakeAzure:
                 audience = {"main": self.base_url + "/", "graph": self.graph_url + "/"}.get(role, KEYVAULT_AUDIENCE)
                 claims = login.authorize(self, request.headers.get("Authorization", ""), audience, role)
                 if role == "main":
-                    return arm.handle(self, request.command, path, query, body)
+                    return arm.handle(self, request.command, path, query, body, request.headers)
                 if role == "graph":
                     return graph.handle(self, request.command, path, query, body, claims)
                 return keyvault.handle(self, self.vaults[vault], request.command, path, query, body, claims)

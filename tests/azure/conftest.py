@@ -13,8 +13,7 @@ from pathlib import Path
 
 import certifi
 import pytest
-from fake_azure import FakeAzure  # this directory is on sys.path (no __init__.py: "azure" is the SDK's package)
-from fake_azure import rbac
+from fake_azure import FakeAzure, rbac  # on sys.path (no __init__.py here: "azure" is the SDK's package)
 from fake_subscription import (
     CLUSTER,
     DEPLOYER_ID,
@@ -35,6 +34,11 @@ from support.playbook import REPO, Playbook
 
 # What docs/AZURE.md asks of the deploying principal, and all the fake's test principal gets.
 DEPLOYER_ROLES = ("Contributor", "User Access Administrator")
+DEPLOYER_GRAPH_PERMISSIONS = (
+    "Application.ReadWrite.OwnedBy",
+    "AppRoleAssignment.ReadWrite.All",
+    "Application.Read.All",
+)
 
 CACHE = Path(os.environ.get("ZEROTRUST_AKS_CACHE", Path.home() / ".cache" / "zerotrust-aks"))
 # What applying to the local testbed needs (apply mode, no admission webhook), shared with
@@ -61,6 +65,7 @@ def fake(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[FakeAzure]:
     group_id = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
     for role in DEPLOYER_ROLES:
         rbac.grant(azure, azure.deployer_object_id, role, group_id, "ServicePrincipal")
+    azure.deployer_graph_roles = list(DEPLOYER_GRAPH_PERMISSIONS)
     azure.add_group(GROUP_COLORS, "colors-users")
     azure.add_group(GROUP_OPS, "platform-ops")
     azure.add_user(USER_ALICE, "Alice")
@@ -120,6 +125,8 @@ def azure_playbook(azure_env: dict[str, str], tmp_path_factory: pytest.TempPathF
                 "zerotrust_aks_app_role_assignments:",
                 f"  - {{principal_id: {GROUP_COLORS}, principal_type: Group, role: colors.user}}",
                 "zerotrust_aks_group_membership_claims: SecurityGroup",
+                # Progress lines every second instead of 15 (each run would otherwise wait for a poll).
+                "aks_keyvault_addon_progress_interval: 1",
                 "",
             ]
         )
@@ -193,6 +200,7 @@ def site_playbook(
                 f"    zerotrust_aks_cluster_name: {CLUSTER}",
                 f"    zerotrust_aks_keyvault_name: {SITE_KEYVAULT}",
                 "    zerotrust_aks_identity_mode: addon",
+                "    aks_keyvault_addon_progress_interval: 1",
                 "    zerotrust_aks_app_role_assignments:",
                 f"      - {{principal_id: {GROUP_COLORS}, principal_type: Group, role: colors.user}}",
                 "",

@@ -158,14 +158,6 @@ def test_no_password_or_token_is_printed(user_run: tuple[PlaybookRun, list[dict[
     assert_no_credential_printed(run, fake)
 
 
-# The fake's Graph (graph.py, authorize) checks only a token's application permissions (``roles``);
-# a user's delegated token carries ``scp`` (login.py, Directory.AccessAsUser.All) and no ``roles``,
-# so the first Graph read answers 403. Strict: once graph.py honours delegated tokens, this passes
-# and the marker must go.
-@pytest.mark.xfail(
-    strict=True,
-    reason="fake Graph checks application permissions only (graph.authorize ignores scp): GET /v1.0/applications 403",
-)
 def test_check_mode_succeeds_and_publishes_the_token_tenant(
     user_run: tuple[PlaybookRun, list[dict[str, t.Any]]],
 ) -> None:

@@ -51,6 +51,8 @@ READ_ROLES = {
 WRITE_ALL = "Application.ReadWrite.All"
 WRITE_OWNED = "Application.ReadWrite.OwnedBy"
 ASSIGN = "AppRoleAssignment.ReadWrite.All"
+# Not a Graph permission: an owner's right to assign its application's roles (delegated calls only).
+ASSIGN_OWNED = "owner:appRoleAssignedTo"
 
 
 def _denied() -> HttpError:
@@ -63,16 +65,37 @@ def _owned(fake: FakeAzure, app_id: str | None, caller: str) -> bool:
     return caller.lower() in fake.application_owners.get(str(app_id), set())
 
 
+def _delegated_roles(claims: dict[str, t.Any]) -> set[str]:
+    """What a user's (delegated) token may do: the intersection of its scopes and what the user may.
+
+    A delegated call acts with the user's own privileges
+    (https://learn.microsoft.com/graph/permissions-overview#delegated-permissions). A member user of a
+    tenant with the default settings reads the directory, registers applications (and owns them) and,
+    as an owner, manages them and assigns users and groups to their app roles
+    (https://learn.microsoft.com/entra/fundamentals/users-default-permissions,
+    https://learn.microsoft.com/entra/identity/enterprise-apps/assign-user-or-group-access-portal). The fake
+    models no directory roles, so a user never gets more than that.
+    """
+    scopes = set(str(claims.get("scp") or "").split())
+    if not scopes & {"Directory.AccessAsUser.All", "Application.ReadWrite.All", "Directory.ReadWrite.All"}:
+        return set(scopes & READ_ROLES)
+    return {"Application.Read.All", WRITE_OWNED, ASSIGN_OWNED}
+
+
 def authorize(fake: FakeAzure, method: str, parts: list[str], body: t.Any, claims: dict[str, t.Any]) -> None:
-    """Refuse the call unless the token's application permissions allow it."""
-    roles = set(claims.get("roles") or [])
+    """Refuse the call unless the token's application (or the user's delegated) permissions allow it."""
+    delegated = claims.get("idtyp") == "user" or (bool(claims.get("scp")) and not claims.get("roles"))
+    roles = _delegated_roles(claims) if delegated else set(claims.get("roles") or [])
     caller = str(claims.get("oid") or "")
     if method == "GET":
         if not roles & READ_ROLES:
             raise _denied()
         return
     if parts[0] == "servicePrincipals" and parts[2:3] == ["appRoleAssignedTo"]:
-        if ASSIGN not in roles:
+        if ASSIGN in roles:
+            return
+        principal = fake.service_principals.get(parts[1])
+        if ASSIGN_OWNED not in roles or principal is None or not _owned(fake, principal["appId"], caller):
             raise _denied()
         return
     if WRITE_ALL in roles:

@@ -99,7 +99,24 @@ status:
 import typing as t
 
 from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
-from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import AzureRestClient, AzureRestError
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
+    TERMINAL_STATES,
+    AzureRestClient,
+    AzureRestError,
+)
+
+
+def long_running(answer: t.Any) -> bool:
+    """Whether ARM answered with an operation still running: a monitor header, or a state not yet final.
+
+    https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations
+    """
+    headers = {key.lower() for key in answer.headers}
+    if "azure-asyncoperation" in headers or (answer.status == 202 and "location" in headers):
+        return True
+    body = answer.body if isinstance(answer.body, dict) else {}
+    state = str((body.get("properties") or {}).get("provisioningState", "")).lower()
+    return bool(state) and state not in TERMINAL_STATES
 
 
 class ArmResource(AzureRMModuleBase):  # type: ignore[misc]
@@ -139,7 +156,7 @@ class ArmResource(AzureRMModuleBase):  # type: ignore[misc]
             else:
                 answer = arm.request(method, url, params=params, body=kwargs["body"], ok=(200, 201, 202, 204))
                 resource = answer.body if isinstance(answer.body, dict) else {}
-                if kwargs["wait"] and method == "PUT":
+                if kwargs["wait"] and method == "PUT" and long_running(answer):
                     resource = arm.wait_for_arm_operation(
                         answer,
                         url,

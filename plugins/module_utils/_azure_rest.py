@@ -263,7 +263,7 @@ class AzureRestClient:
             )
 
     def _backoff(self, attempts: int) -> float:
-        return min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempts - 1)) * self.jitter()
+        return float(min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempts - 1)) * self.jitter())
 
     def _wait(self, method: str, url: str, reason: str, delay: float, deadline: float, *, honour: bool) -> bool:
         """Sleep before the next attempt; ``False`` when the retry bound leaves no room for one.
@@ -399,7 +399,7 @@ def describe_network_error(exc: Exception, url: str, timeout: float) -> tuple[st
     """
     host = urlsplit(url).hostname or url
     text = repr(exc)
-    causes = []
+    causes: list[BaseException] = []
     cause: BaseException | None = exc
     while cause is not None and len(causes) < 10:
         causes.append(cause)

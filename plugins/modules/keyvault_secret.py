@@ -235,7 +235,9 @@ class KeyVaultSecret(AzureRMModuleBase):  # type: ignore[misc]
 
     def report_retries(self) -> None:
         client = getattr(self, "client", None)
-        summary = client.retry_summary() if client is not None else ""
+        if client is None:
+            return
+        summary = client.retry_summary()
         if summary:
             self.module.warn(f"Key Vault {client.base_url}: {summary}")
 

@@ -15,9 +15,9 @@ description:
   - Idempotent by what an assignment means, not by its name; lists the principal's assignments at the scope
     (C($filter=principalId eq '...')) and keeps those made at exactly O(scope) for the same role definition.
     A missing one is created under a new random name, so a re-run changes nothing.
-  - Always sends C(principalType). Azure documents that a principal created moments ago (a new service
-    principal or managed identity) can be unknown to role assignment for a while because of directory
-    replication, and that giving its type avoids most of these failures; the remaining
+  - Sends C(principalType) when O(principal_type) is given. Azure documents that a principal created
+    moments ago (a new service principal or managed identity) can be unknown to role assignment for a while
+    because of directory replication, and that giving its type avoids most of these failures; the remaining
     C(400 PrincipalNotFound) answers are retried for O(principal_timeout) seconds, and the module warns that,
     and why, it waited.
   - An assignment that already exists (C(409 RoleAssignmentExists), for example made meanwhile by another run)
@@ -51,9 +51,11 @@ options:
     description:
       - Type of O(assignee_object_id). Managed identities are C(ServicePrincipal).
       - Azure rejects an assignment whose type does not match the principal (C(UnmatchedPrincipalType)).
+      - Omit it when the type is not known (for example an object id a user lists, which may be a user or a group);
+        then no C(principalType) is sent and Azure looks the principal up, so a principal created moments ago is
+        more likely to be answered C(PrincipalNotFound) (still retried for O(principal_timeout)).
     type: str
     choices: [ServicePrincipal, User, Group, ForeignGroup]
-    default: ServicePrincipal
   role_definition_id:
     description:
       - The role, as its GUID (for example C(b86a8fe4-44ce-4948-aee5-eccb2c155cd7) for Key Vault Secrets Officer)
@@ -207,9 +209,7 @@ class RoleAssignment(AzureRMModuleBase):  # type: ignore[misc]
         self.module_arg_spec = dict(
             scope=dict(type="str", required=True),
             assignee_object_id=dict(type="str", required=True),
-            principal_type=dict(
-                type="str", default="ServicePrincipal", choices=["ServicePrincipal", "User", "Group", "ForeignGroup"]
-            ),
+            principal_type=dict(type="str", choices=["ServicePrincipal", "User", "Group", "ForeignGroup"]),
             role_definition_id=dict(type="str", required=True),
             state=dict(type="str", default="present", choices=["present", "absent"]),
             principal_timeout=dict(type="int", default=300),
@@ -233,7 +233,7 @@ class RoleAssignment(AzureRMModuleBase):  # type: ignore[misc]
         if scope == "/":
             self.fail("scope must be a resource id, got an empty one")
         role_id = full_role_definition_id(kwargs["role_definition_id"].strip(), scope, self.subscription_id)
-        self.results.update(scope=scope, role_definition_id=role_id, principal_type=kwargs["principal_type"])
+        self.results.update(scope=scope, role_definition_id=role_id, principal_type=kwargs["principal_type"] or "")
         resource_manager = self.azure_auth._cloud_environment.endpoints.resource_manager.rstrip("/")
         self.arm = AzureRestClient(
             self.azure_auth.azure_credential_track2,
@@ -242,7 +242,7 @@ class RoleAssignment(AzureRMModuleBase):  # type: ignore[misc]
             retry_timeout=float(kwargs["azure_retry_timeout"]),
         )
         self.api = {"api-version": kwargs["api_version"]}
-        what = f"role {guid} for {kwargs['principal_type']} {principal} at {scope}"
+        what = f"role {guid} for {kwargs['principal_type'] or 'principal'} {principal} at {scope}"
         try:
             existing = matching(self.list_assignments(scope, principal), scope, guid)
             if kwargs["state"] == "present":
@@ -286,13 +286,9 @@ class RoleAssignment(AzureRMModuleBase):  # type: ignore[misc]
             return
         name = str(uuid.uuid4())
         url = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
-        body = {
-            "properties": {
-                "roleDefinitionId": role_id,
-                "principalId": principal.lower(),
-                "principalType": params["principal_type"],
-            }
-        }
+        body: dict[str, t.Any] = {"properties": {"roleDefinitionId": role_id, "principalId": principal.lower()}}
+        if params["principal_type"]:
+            body["properties"]["principalType"] = params["principal_type"]
         started = self.arm.clock()
         delay = PRINCIPAL_RETRY_FIRST
         last: AzureRestError | None = None
@@ -316,12 +312,13 @@ class RoleAssignment(AzureRMModuleBase):  # type: ignore[misc]
                 last = exc
             waited = self.arm.clock() - started
             remaining = params["principal_timeout"] - waited
+            kind = params["principal_type"] or "user, group or service principal"
             if remaining <= 0:
                 self.results["waited_for_principal"] = round(waited, 1)
                 self.fail(
                     f"role assignment of {what}: Azure still answers PrincipalNotFound after {waited:.0f}s "
                     f"(principal_timeout is {params['principal_timeout']}s). Check that {principal} is the object id "
-                    f"(not the client id) of a {params['principal_type']} in this tenant; a principal created moments "
+                    f"(not the client id) of a {kind} in this tenant; a principal created moments "
                     f"ago can take a while to replicate ({REPLICATION_DOC}). Azure said: {last.detail if last else ''}",
                     status=400,
                     error_code="PrincipalNotFound",

@@ -89,6 +89,18 @@ def test_creates_with_principal_type_and_full_role_id(capsys: pytest.CaptureFixt
     assert result["diff"]["before"] == {} and result["diff"]["after"]["principal_type"] == "User"
 
 
+def test_without_a_principal_type_none_is_sent(capsys: pytest.CaptureFixture[str]) -> None:
+    """An object id whose type the user did not say (a user or a group): Azure looks it up."""
+    session = FakeSession()
+    session.on("GET", LIST, Answer(200, {"value": []}))
+    session.on("PUT", ITEM, created)
+    result = run(capsys, session)
+    assert result["rc"] == 0 and result["changed"] is True, result
+    (put,) = session.calls("PUT")
+    assert put.body == {"properties": {"roleDefinitionId": OFFICER_ID, "principalId": PRINCIPAL}}
+    assert result["principal_type"] == ""
+
+
 def test_existing_assignment_at_the_scope_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
     session = FakeSession()
     session.on(

@@ -160,7 +160,7 @@ def lagging_run(azure_playbook: Playbook, fake: FakeAzure) -> tuple[PlaybookRun,
 def test_a_new_vault_that_does_not_resolve_yet_is_waited_for(
     lagging_run: tuple[PlaybookRun, list[dict[str, t.Any]]], fake: FakeAzure
 ) -> None:
-    run, _ = lagging_run
+    run = lagging_run[0]
     assert run.failed == 0
     assert "does not resolve" in run.output, "no name-resolution wait was reported"
     assert "oauth2-proxy-cookie-secret" in fake.vaults[LAGGING_VAULT].secrets
@@ -186,7 +186,7 @@ def test_key_vault_403_until_the_officer_grant_applies_is_waited_for(
 def test_a_new_identity_unknown_to_role_assignment_is_granted_anyway(
     lagging_run: tuple[PlaybookRun, list[dict[str, t.Any]]], fake: FakeAzure
 ) -> None:
-    run, _ = lagging_run
+    run = lagging_run[0]
     assert run.failed == 0
     identity = next(r for k, r in fake.resources.items() if k.endswith(f"/userassignedidentities/{LAGGING_IDENTITY}"))
     principal = identity["properties"]["principalId"]
@@ -224,7 +224,7 @@ def test_a_fault_outlasting_the_bound_fails_with_its_cause(
     for name, value in behaviour.items():
         setattr(fake.behaviour, name, value)
     try:
-        run, _ = play(azure_playbook, fake, *extra(**SHORT_BOUNDS, **settings), must_succeed=False)
+        run = play(azure_playbook, fake, *extra(**SHORT_BOUNDS, **settings), must_succeed=False)[0]
     finally:
         for name, value in saved.items():
             setattr(fake.behaviour, name, value)
@@ -240,7 +240,7 @@ def test_access_policy_vaults_run_end_to_end(azure_playbook: Playbook, fake: Fak
         zerotrust_aks_identity_mode="addon",
         zerotrust_aks_keyvault_authorization="access_policy",
     )
-    run, _ = play(azure_playbook, fake, *settings)
+    run = play(azure_playbook, fake, *settings)[0]
     assert run.failed == 0
     vault = fake.resource(vault_id(POLICY_VAULT))
     assert vault is not None

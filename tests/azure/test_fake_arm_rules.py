@@ -225,8 +225,7 @@ def test_cluster_etags_operations_and_conflicts(fast: FakeAzure, client: Client)
     assert accepted.json()["eTag"] != etag
     monitor = accepted.headers["Azure-AsyncOperation"]
     # A PUT during the operation: 409, as AKS answers.
-    status, code, _ = error(client("PUT", CLUSTER_ID, body, **AKS))
-    assert (status, code) == (409, "OperationNotAllowed")
+    assert error(client("PUT", CLUSTER_ID, body, **AKS))[:2] == (409, "OperationNotAllowed")
     statuses: list[str] = []
     while not statuses or statuses[-1] != "Succeeded":
         statuses.append(
@@ -240,7 +239,7 @@ def test_cluster_etags_operations_and_conflicts(fast: FakeAzure, client: Client)
     assert rbac.principal(fast, addon["objectId"]) is not None  # a new principal, replicating
     # If-Match with the eTag of the first read: 412 (called in-process: the headers reach ARM here).
     stale = {"If-Match": etag}
-    with pytest.raises(HttpError) as refused, fast.lock:
+    with fast.lock, pytest.raises(HttpError) as refused:
         arm.handle(fast, "PUT", CLUSTER_ID, dict(AKS), body, stale)
     assert (refused.value.status, refused.value.code) == (412, "PreconditionFailed")
     with fast.lock:

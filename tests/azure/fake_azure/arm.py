@@ -23,6 +23,7 @@ Resource groups (GET) are answered here; each provider type has its own module.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import typing as t
@@ -129,19 +130,19 @@ def _route(
     action = f"{provider_type}/{verb}"
     if namespace == "microsoft.keyvault" and kind == "vaults":
         if not child and method in ("GET", "PUT"):
-            serve = lambda: vaults.handle(fake, method, path, body)  # noqa: E731
+            serve = functools.partial(vaults.handle, fake, method, path, body)
         elif re.fullmatch(r"/accesspolicies/(add|replace|remove)", child) and method == "PUT":
             action = f"{provider_type}/accessPolicies/write"
-            serve = lambda: vaults.access_policies(fake, path, body)  # noqa: E731
+            serve = functools.partial(vaults.access_policies, fake, path, body)
     elif namespace == "microsoft.containerservice" and kind == "managedclusters":
         if not child and method in ("GET", "PUT"):
-            serve = lambda: managed_clusters.handle(fake, method, path, body, headers)  # noqa: E731
+            serve = functools.partial(managed_clusters.handle, fake, method, path, body, headers)
     elif namespace == "microsoft.managedidentity" and kind == "userassignedidentities":
         if child and re.fullmatch(r"/federatedidentitycredentials/[^/]+", child) and method in ("GET", "PUT"):
             action = f"{provider_type}/federatedIdentityCredentials/{verb}"
-            serve = lambda: identities.handle(fake, method, path, body, child)  # noqa: E731
+            serve = functools.partial(identities.handle, fake, method, path, body, child)
         elif not child and method in ("GET", "PUT"):
-            serve = lambda: identities.handle(fake, method, path, body, "")  # noqa: E731
+            serve = functools.partial(identities.handle, fake, method, path, body, "")
     if serve is None:
         return None
 

@@ -205,7 +205,7 @@ def _not_found(name: str) -> HttpError:
 def handle(
     fake: FakeAzure, vault: Vault, method: str, path: str, query: dict[str, str], body: t.Any, claims: dict[str, t.Any]
 ) -> Answer:
-    parts = [part for part in path.strip("/").split("/")]
+    parts = path.strip("/").split("/")
     operation = _operation(method, parts)
     if operation is None:
         raise HttpError(501, "NotImplemented", f"no fake for Key Vault {method} {path}")

@@ -125,8 +125,6 @@ def azure_playbook(azure_env: dict[str, str], tmp_path_factory: pytest.TempPathF
                 "zerotrust_aks_app_role_assignments:",
                 f"  - {{principal_id: {GROUP_COLORS}, principal_type: Group, role: colors.user}}",
                 "zerotrust_aks_group_membership_claims: SecurityGroup",
-                # Progress lines every second instead of 15 (each run would otherwise wait for a poll).
-                "aks_keyvault_addon_progress_interval: 1",
                 "",
             ]
         )
@@ -200,7 +198,6 @@ def site_playbook(
                 f"    zerotrust_aks_cluster_name: {CLUSTER}",
                 f"    zerotrust_aks_keyvault_name: {SITE_KEYVAULT}",
                 "    zerotrust_aks_identity_mode: addon",
-                "    aks_keyvault_addon_progress_interval: 1",
                 "    zerotrust_aks_app_role_assignments:",
                 f"      - {{principal_id: {GROUP_COLORS}, principal_type: Group, role: colors.user}}",
                 "",

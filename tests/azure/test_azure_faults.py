@@ -76,7 +76,6 @@ def shipped_playbook(azure_env: dict[str, str], fake: FakeAzure, tmp_path_factor
                 "zerotrust_aks_resource_group": RESOURCE_GROUP,
                 "zerotrust_aks_cluster_name": CLUSTER,
                 "zerotrust_aks_keyvault_name": KEYVAULT,
-                "aks_keyvault_addon_progress_interval": 1,
             }
         )
     )

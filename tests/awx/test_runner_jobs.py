@@ -128,6 +128,8 @@ TASK_ENV_FROM_AZURE_ENV = (
     "PYTHONPATH",
     "PYTHONPYCACHEPREFIX",
     "AZURE_DISABLE_INSTANCE_DISCOVERY",
+    # The test shim resolves the fake's new vault names from this file (after their DNS lag).
+    "ZEROTRUST_AKS_FAKE_AZURE_HOSTS",
 )
 
 

@@ -359,6 +359,17 @@ class AzureRestClient:
         return self.request("GET", resource_url, params={"api-version": api_version}).body
 
 
+def arm_client(azure_auth: t.Any, retry_timeout: float) -> AzureRestClient:
+    """A client for Azure Resource Manager with the credential and cloud an ``AzureRMModuleBase`` resolved."""
+    resource_manager = str(azure_auth._cloud_environment.endpoints.resource_manager).rstrip("/")
+    return AzureRestClient(
+        azure_auth.azure_credential_track2,
+        resource_manager,
+        resource_manager + "/.default",
+        retry_timeout=float(retry_timeout),
+    )
+
+
 def is_retryable_status(method: str, status: int) -> bool:
     if status == 429:
         return True

@@ -166,8 +166,8 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._aks_addon import (
     wanted_changes,
 )
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
-    AzureRestClient,
     AzureRestError,
+    arm_client,
     retry_after,
 )
 
@@ -203,13 +203,7 @@ class AksKeyVaultAddon(AzureRMModuleBase):  # type: ignore[misc]
             )
         if kwargs["poll_interval"] < 1:
             self.fail(f"poll_interval must be at least 1 second, got {kwargs['poll_interval']}")
-        resource_manager = self.azure_auth._cloud_environment.endpoints.resource_manager.rstrip("/")
-        self.arm = AzureRestClient(
-            self.azure_auth.azure_credential_track2,
-            resource_manager,
-            resource_manager + "/.default",
-            retry_timeout=float(kwargs["azure_retry_timeout"]),
-        )
+        self.arm = arm_client(self.azure_auth, kwargs["azure_retry_timeout"])
         url = (
             f"subscriptions/{self.subscription_id}/resourceGroups/{kwargs['resource_group']}"
             f"/providers/Microsoft.ContainerService/managedClusters/{kwargs['name']}"

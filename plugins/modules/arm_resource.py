@@ -101,8 +101,8 @@ import typing as t
 from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
     TERMINAL_STATES,
-    AzureRestClient,
     AzureRestError,
+    arm_client,
 )
 
 
@@ -139,13 +139,7 @@ class ArmResource(AzureRMModuleBase):  # type: ignore[misc]
             self.fail(f"url must be a resource id starting with /subscriptions/, got {kwargs['url']!r}")
         method = kwargs["method"]
         params = {"api-version": kwargs["api_version"]}
-        resource_manager = self.azure_auth._cloud_environment.endpoints.resource_manager.rstrip("/")
-        arm = AzureRestClient(
-            self.azure_auth.azure_credential_track2,
-            resource_manager,
-            resource_manager + "/.default",
-            retry_timeout=float(kwargs["azure_retry_timeout"]),
-        )
+        arm = arm_client(self.azure_auth, kwargs["azure_retry_timeout"])
         try:
             if method == "GET":
                 answer = arm.request("GET", url, params=params, ok=(200, 404))

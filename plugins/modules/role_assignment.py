@@ -138,7 +138,10 @@ import typing as t
 import uuid
 
 from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
-from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import AzureRestClient, AzureRestError
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
+    AzureRestError,
+    arm_client,
+)
 
 GUID = r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
 GUID_RE = re.compile(rf"\A{GUID}\Z")
@@ -234,13 +237,7 @@ class RoleAssignment(AzureRMModuleBase):  # type: ignore[misc]
             self.fail("scope must be a resource id, got an empty one")
         role_id = full_role_definition_id(kwargs["role_definition_id"].strip(), scope, self.subscription_id)
         self.results.update(scope=scope, role_definition_id=role_id, principal_type=kwargs["principal_type"] or "")
-        resource_manager = self.azure_auth._cloud_environment.endpoints.resource_manager.rstrip("/")
-        self.arm = AzureRestClient(
-            self.azure_auth.azure_credential_track2,
-            resource_manager,
-            resource_manager + "/.default",
-            retry_timeout=float(kwargs["azure_retry_timeout"]),
-        )
+        self.arm = arm_client(self.azure_auth, kwargs["azure_retry_timeout"])
         self.api = {"api-version": kwargs["api_version"]}
         what = f"role {guid} for {kwargs['principal_type'] or 'principal'} {principal} at {scope}"
         try:

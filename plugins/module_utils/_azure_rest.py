@@ -4,11 +4,10 @@
 
 This module is private to the collection: its names may change in any release.
 
-The modules built on it authenticate exactly like azure.azcollection: they are
-``AzureRMModuleBase`` modules, and this client only borrows the credential
-(``azure_auth.azure_credential_track2``) and the cloud environment the base
-class resolved, so environment credentials, CLI profiles, managed identity and
-AWX's Azure credential all work unchanged. The endpoints come from that cloud
+The modules built on it authenticate by azure.azcollection's rules (``_azure_auth.AzureModule``),
+and this client only borrows the credential (``azure_auth.azure_credential_track2``) and the
+cloud environment the base class resolved, so environment credentials, CLI profiles, managed
+identity and AWX's Azure credential all work unchanged. The endpoints come from that cloud
 environment (``endpoints.resource_manager``, ``endpoints.microsoft_graph_resource_id``,
 ``suffixes.keyvault_dns``), and each module lets the user override them.
 
@@ -360,7 +359,7 @@ class AzureRestClient:
 
 
 def arm_client(azure_auth: t.Any, retry_timeout: float) -> AzureRestClient:
-    """A client for Azure Resource Manager with the credential and cloud an ``AzureRMModuleBase`` resolved."""
+    """A client for Azure Resource Manager with the credential and cloud ``AzureModule`` resolved."""
     resource_manager = str(azure_auth._cloud_environment.endpoints.resource_manager).rstrip("/")
     return AzureRestClient(
         azure_auth.azure_credential_track2,

@@ -155,7 +155,6 @@ precondition_retries:
 
 import typing as t
 
-from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
 from ansible_collections.zerotrust.aks.plugins.module_utils._aks_addon import (
     POLL_INTERVAL,
     etag,
@@ -165,6 +164,7 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._aks_addon import (
     put_body,
     wanted_changes,
 )
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_auth import AzureModule
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
     AzureRestError,
     arm_client,
@@ -175,7 +175,7 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
 PRECONDITION_RETRIES = 5
 
 
-class AksKeyVaultAddon(AzureRMModuleBase):  # type: ignore[misc]
+class AksKeyVaultAddon(AzureModule):  # type: ignore[misc]
     def __init__(self) -> None:
         self.module_arg_spec = dict(
             resource_group=dict(type="str", required=True),

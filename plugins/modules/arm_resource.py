@@ -98,7 +98,7 @@ status:
 
 import typing as t
 
-from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_auth import AzureModule
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
     TERMINAL_STATES,
     AzureRestError,
@@ -119,7 +119,7 @@ def long_running(answer: t.Any) -> bool:
     return bool(state) and state not in TERMINAL_STATES
 
 
-class ArmResource(AzureRMModuleBase):  # type: ignore[misc]
+class ArmResource(AzureModule):  # type: ignore[misc]
     def __init__(self) -> None:
         self.module_arg_spec = dict(
             url=dict(type="str", required=True),

@@ -80,7 +80,7 @@ import base64
 import json
 import typing as t
 
-from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_auth import AzureModule
 
 
 def token_claims(token: str) -> dict[str, t.Any]:
@@ -115,7 +115,7 @@ def principal_type(claims: dict[str, t.Any]) -> str:
     return "ServicePrincipal" if claims.get("appid") or claims.get("azp") else "User"
 
 
-class AzureContextInfo(AzureRMModuleBase):  # type: ignore[misc]
+class AzureContextInfo(AzureModule):  # type: ignore[misc]
     def __init__(self) -> None:
         self.module_arg_spec: dict[str, t.Any] = {}
         self.results: dict[str, t.Any] = dict(changed=False)

@@ -407,9 +407,9 @@ import functools
 import time
 import typing as t
 
-from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
 from ansible_collections.zerotrust.aks.plugins.module_utils import _entra_access as access
 from ansible_collections.zerotrust.aks.plugins.module_utils import _entra_secrets as secrets
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_auth import AzureModule
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
     AzureRestClient,
     AzureRestError,
@@ -436,7 +436,7 @@ APP_FIELDS = "id,appId,displayName,web,groupMembershipClaims,passwordCredentials
 SP_FIELDS = "id,appId,appRoleAssignmentRequired,tags"
 
 
-class EntraApplication(AzureRMModuleBase):  # type: ignore[misc]
+class EntraApplication(AzureModule):  # type: ignore[misc]
     def __init__(self) -> None:
         self.module_arg_spec = dict(
             display_name=dict(type="str", required=True),

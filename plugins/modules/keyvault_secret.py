@@ -127,7 +127,7 @@ waited_for_access:
 import re
 import typing as t
 
-from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_auth import AzureModule
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
     AzureRestClient,
     AzureRestError,
@@ -195,7 +195,7 @@ def refused(exc: AzureRestError, path: str, waited: float, retry_seconds: int, *
     )
 
 
-class KeyVaultSecret(AzureRMModuleBase):  # type: ignore[misc]
+class KeyVaultSecret(AzureModule):  # type: ignore[misc]
     def __init__(self) -> None:
         self.module_arg_spec = dict(
             vault_uri=dict(type="str", required=True),

@@ -137,7 +137,7 @@ import re
 import typing as t
 import uuid
 
-from ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common import AzureRMModuleBase
+from ansible_collections.zerotrust.aks.plugins.module_utils._azure_auth import AzureModule
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
     AzureRestError,
     arm_client,
@@ -207,7 +207,7 @@ def describe(assignment: dict[str, t.Any] | None) -> dict[str, str]:
     )
 
 
-class RoleAssignment(AzureRMModuleBase):  # type: ignore[misc]
+class RoleAssignment(AzureModule):  # type: ignore[misc]
     def __init__(self) -> None:
         self.module_arg_spec = dict(
             scope=dict(type="str", required=True),

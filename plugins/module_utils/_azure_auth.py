@@ -26,12 +26,13 @@ from __future__ import annotations
 import json
 import os
 import typing as t
-import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+from ansible.module_utils.urls import open_url
 
 try:
     from azure.identity import ClientSecretCredential, UsernamePasswordCredential
@@ -142,9 +143,9 @@ def cloud_from_metadata(url: str) -> Cloud:
     if "/metadata/endpoints" not in endpoint:
         endpoint += f"/metadata/endpoints?api-version={METADATA_API_VERSION}"
     try:
-        with urllib.request.urlopen(endpoint, timeout=METADATA_TIMEOUT) as answer:  # noqa: S310 - an https URL the user gave
+        with open_url(endpoint, timeout=METADATA_TIMEOUT, http_agent="zerotrust.aks") as answer:
             clouds = json.loads(answer.read())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, UrlsConnectionError) as exc:
         raise AzureAuthError(f"cloud_environment {url} could not be resolved: {exc}") from None
     if isinstance(clouds, dict):
         clouds = [clouds]

@@ -217,12 +217,6 @@ options:
         O(secret_rotation_grace_hours).
     type: bool
     default: false
-  azure_retry_timeout:
-    description:
-      - Seconds to keep retrying a Graph or Key Vault request that is throttled (429), fails (5xx) or cannot connect
-        (a new vault's name can take a while to resolve).
-    type: int
-    default: 600
   graph_endpoint:
     description:
       - Microsoft Graph root URL. Defaults to the cloud environment's (C(https://graph.microsoft.com) in AzureCloud).
@@ -230,6 +224,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - azure.azcollection.azure
+  - zerotrust.aks.azure_retry
 notes:
   - The identity running the module needs the Graph permission C(Application.ReadWrite.OwnedBy) (then it must own
     the application) or C(Application.ReadWrite.All); O(app_role_assignments) also needs

@@ -60,12 +60,6 @@ options:
         vault checks Azure RBAC (C(ForbiddenByRbac)) or access policies (C(AccessDenied)).
     type: int
     default: 0
-  azure_retry_timeout:
-    description:
-      - Seconds to keep retrying a request Key Vault throttles (429), fails (5xx) or that cannot connect - including
-        a new vault whose host name does not resolve yet.
-    type: int
-    default: 600
   api_version:
     description: Key Vault data plane API version.
     type: str
@@ -73,6 +67,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - azure.azcollection.azure
+  - zerotrust.aks.azure_retry
 """
 
 EXAMPLES = r"""

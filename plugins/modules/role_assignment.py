@@ -72,10 +72,6 @@ options:
     description: Seconds to keep retrying while Azure answers C(PrincipalNotFound) for O(assignee_object_id).
     type: int
     default: 300
-  azure_retry_timeout:
-    description: Seconds to keep retrying a request Azure throttles (429), fails (5xx) or that cannot connect.
-    type: int
-    default: 600
   api_version:
     description: Microsoft.Authorization API version.
     type: str
@@ -83,6 +79,7 @@ options:
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - azure.azcollection.azure
+  - zerotrust.aks.azure_retry
 notes:
   - Needs C(Microsoft.Authorization/roleAssignments/write) (and C(delete) for O(state=absent)) on O(scope),
     for example through User Access Administrator or Role Based Access Control Administrator.

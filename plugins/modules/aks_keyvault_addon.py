@@ -66,9 +66,19 @@ options:
     type: str
     default: "2024-09-01"
   timeout:
-    description: Seconds to wait for the cluster update.
+    description: Seconds to wait for the cluster update (with O(wait=true)).
     type: int
     default: 1800
+  wait:
+    description:
+      - Wait for AKS to finish the update (C(Azure-AsyncOperation)) before returning.
+      - With C(false) the module returns as soon as AKS accepted the change, with RV(operation_url) to poll; the
+        role polls it in a task of its own (C(until)/C(retries)), so a run shows a line at every poll instead of
+        one silent task for the minutes an update takes. Read the cluster again afterwards for RV(identity_client_id)
+        and the other outputs of a new add-on.
+    type: bool
+    default: true
+    version_added: 0.3.0
   busy_timeout:
     description:
       - Seconds to keep waiting while AKS refuses the update because another operation on the cluster is running
@@ -82,13 +92,10 @@ options:
         C(Retry-After).
     type: int
     default: 10
-  azure_retry_timeout:
-    description: Seconds to keep retrying a request Azure throttles (429), fails (5xx) or that cannot connect.
-    type: int
-    default: 600
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - azure.azcollection.azure
+  - zerotrust.aks.azure_retry
 """
 
 EXAMPLES = r"""
@@ -143,6 +150,14 @@ network_policy:
   returned: success
   type: str
   sample: cilium
+operation_url:
+  description:
+    - With O(wait=false), the URL of the update's operation status (C(Azure-AsyncOperation), else C(Location)) on
+      Azure Resource Manager, to poll with M(zerotrust.aks.arm_resource) until its C(status) is final; C("") when
+      nothing is left running.
+  returned: always
+  type: str
+  version_added: 0.3.0
 waited_for_operation:
   description: Seconds spent waiting for another operation on the cluster to finish (C(409 OperationNotAllowed)).
   returned: always
@@ -186,12 +201,13 @@ class AksKeyVaultAddon(AzureModule):  # type: ignore[misc]
             warn_without_network_policy=dict(type="bool", default=True),
             api_version=dict(type="str", default="2024-09-01"),
             timeout=dict(type="int", default=1800),
+            wait=dict(type="bool", default=True),
             busy_timeout=dict(type="int", default=1800),
             poll_interval=dict(type="int", default=10),
             azure_retry_timeout=dict(type="int", default=600),
         )
         self.results: dict[str, t.Any] = dict(
-            changed=False, changes=[], waited_for_operation=0.0, precondition_retries=0
+            changed=False, changes=[], waited_for_operation=0.0, precondition_retries=0, operation_url=""
         )
         super().__init__(self.module_arg_spec, supports_check_mode=True, supports_tags=False)
 
@@ -322,6 +338,12 @@ class AksKeyVaultAddon(AzureModule):  # type: ignore[misc]
                 self.arm.sleep(max(delay, 0.0))
                 self.results["waited_for_operation"] = round(self.arm.clock() - busy_since, 1)
                 continue
+            headers_lower = {key.lower(): value for key, value in answer.headers.items()}
+            monitor = headers_lower.get("azure-asyncoperation") or headers_lower.get("location") or ""
+            if not kwargs["wait"] and monitor:
+                # The caller polls the operation (and reads the cluster again when it is done).
+                self.results.update(outputs(answer.body or cluster), operation_url=monitor)
+                break
             updated = self.arm.wait_for_arm_operation(
                 answer,
                 self.arm.url(url),

@@ -32,13 +32,18 @@ attributes:
     support: none
 options:
   url:
-    description: The resource id (C(/subscriptions/<id>/resourceGroups/<name>/providers/...)), or a sub-path of it.
+    description:
+      - The resource id (C(/subscriptions/<id>/resourceGroups/<name>/providers/...)), or a sub-path of it.
+      - Or a full C(https) URL on the cloud's Azure Resource Manager host, such as the C(Azure-AsyncOperation)
+        status URL a long-running operation gives (RV(zerotrust.aks.aks_keyvault_addon#module:operation_url)). Its
+        query is kept. A URL on any other host is refused, so the ARM token never leaves ARM.
     type: str
     required: true
   api_version:
-    description: The C(api-version) of the resource provider.
+    description:
+      - The C(api-version) of the resource provider.
+      - Required unless O(url) is a full URL whose query has an C(api-version).
     type: str
-    required: true
   method:
     description: C(GET) reads (a missing resource is not an error, see RV(exists)); the others write.
     type: str
@@ -55,13 +60,10 @@ options:
     description: Seconds to wait for a long-running operation.
     type: int
     default: 1800
-  azure_retry_timeout:
-    description: Seconds to keep retrying a request Azure throttles (429), fails (5xx) or that cannot connect.
-    type: int
-    default: 600
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - azure.azcollection.azure
+  - zerotrust.aks.azure_retry
 """
 
 EXAMPLES = r"""
@@ -70,6 +72,14 @@ EXAMPLES = r"""
     url: /subscriptions/{{ sub }}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1
     api_version: "2023-01-31"
   register: identity
+
+- name: Wait for an operation Azure runs in the background, one poll every 10 seconds
+  zerotrust.aks.arm_resource:
+    url: "{{ change.operation_url }}"  # an Azure-AsyncOperation URL, with its api-version
+  register: operation
+  until: operation.resource.status | default('') | lower in ['succeeded', 'failed', 'canceled']
+  retries: 180
+  delay: 10
 
 - name: Create it when it is missing
   zerotrust.aks.arm_resource:
@@ -97,6 +107,7 @@ status:
 """
 
 import typing as t
+from urllib.parse import parse_qs, urlsplit
 
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_auth import AzureModule
 from ansible_collections.zerotrust.aks.plugins.module_utils._azure_rest import (
@@ -123,7 +134,7 @@ class ArmResource(AzureModule):  # type: ignore[misc]
     def __init__(self) -> None:
         self.module_arg_spec = dict(
             url=dict(type="str", required=True),
-            api_version=dict(type="str", required=True),
+            api_version=dict(type="str"),
             method=dict(type="str", default="GET", choices=["GET", "PUT", "POST", "DELETE"]),
             body=dict(type="dict"),
             wait=dict(type="bool", default=True),
@@ -133,13 +144,32 @@ class ArmResource(AzureModule):  # type: ignore[misc]
         self.results: dict[str, t.Any] = dict(changed=False, exists=False, resource={}, status=0)
         super().__init__(self.module_arg_spec, supports_check_mode=True, supports_tags=False)
 
+    def request_target(self, base_url: str, url: str, api_version: str | None) -> tuple[str, dict[str, str]]:
+        """The path or same-host URL to send, and the query to add (none when the URL carries its api-version)."""
+        if url.lower().startswith(("https://", "http://")):
+            given, arm = urlsplit(url), urlsplit(base_url)
+            if (given.scheme, given.netloc.lower()) != (arm.scheme, arm.netloc.lower()):
+                self.fail(
+                    f"url must be a resource id or a URL on Azure Resource Manager ({arm.scheme}://{arm.netloc}); "
+                    f"got a URL on {given.netloc}"
+                )
+            if "api-version" in parse_qs(given.query):
+                return url, {}
+            target = url
+        else:
+            target = "/" + url.lstrip("/")
+            if not target.lower().startswith("/subscriptions/"):
+                self.fail(f"url must be a resource id starting with /subscriptions/, got {url!r}")
+        if not api_version:
+            self.fail(
+                f"api_version is required for {url} (only a full URL with an api-version in its query needs none)"
+            )
+        return target, {"api-version": str(api_version)}
+
     def exec_module(self, **kwargs: t.Any) -> dict[str, t.Any]:
-        url = "/" + kwargs["url"].strip().lstrip("/")
-        if not url.lower().startswith("/subscriptions/"):
-            self.fail(f"url must be a resource id starting with /subscriptions/, got {kwargs['url']!r}")
-        method = kwargs["method"]
-        params = {"api-version": kwargs["api_version"]}
         arm = arm_client(self.azure_auth, kwargs["azure_retry_timeout"])
+        url, params = self.request_target(arm.base_url, kwargs["url"].strip(), kwargs["api_version"])
+        method = kwargs["method"]
         try:
             if method == "GET":
                 answer = arm.request("GET", url, params=params, ok=(200, 404))
@@ -154,7 +184,7 @@ class ArmResource(AzureModule):  # type: ignore[misc]
                     resource = arm.wait_for_arm_operation(
                         answer,
                         url,
-                        kwargs["api_version"],
+                        params.get("api-version") or kwargs["api_version"],
                         timeout=float(kwargs["operation_timeout"]),
                         default_interval=5.0,
                     )

@@ -125,6 +125,8 @@ def azure_playbook(azure_env: dict[str, str], tmp_path_factory: pytest.TempPathF
                 "zerotrust_aks_app_role_assignments:",
                 f"  - {{principal_id: {GROUP_COLORS}, principal_type: Group, role: colors.user}}",
                 "zerotrust_aks_group_membership_claims: SecurityGroup",
+                # Poll the fake's AKS operations every 2 s rather than 10 (the role's default).
+                "aks_keyvault_addon_poll_interval: 2",
                 "",
             ]
         )

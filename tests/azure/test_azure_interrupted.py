@@ -1,9 +1,10 @@
 """An azure layer killed anywhere converges on the next run, with nothing duplicated or orphaned.
 
-One fake for the module. The fake kills the client process (the Ansible module talking to it) at
-its N-th request (``behaviour.kill_at_call``), so a run stops the way a cancelled AWX job or a
-lost controller stops it: between any two Azure calls, including between minting a client
-secret and storing it. The kill points are seeded:
+One fake for the module. The fake kills the client process (the Ansible module talking to it) and
+the ansible-playbook run above it at its N-th request (``behaviour.kill_at_call``), so a run stops
+the way a cancelled AWX job or a lost controller stops it: between any two Azure calls, including
+between minting a client secret and storing it, with no task left to retry. The kill points are
+seeded:
 
 1. from an empty subscription, each run is killed a little further in than the last and resumes
    from what the killed runs left, so the kills walk through the whole layer;

@@ -118,6 +118,9 @@ def test_first_run_creates_everything(azure_playbook: Playbook, fake: FakeAzure)
     assert before is not None
     run, requests = play(azure_playbook, fake, "-vvv")
     assert run.failed == 0
+    # The AKS update is waited for in a task of its own that reports every poll (the fake answers
+    # InProgress once), not inside one silent module run.
+    assert re.search(r"FAILED - RETRYING: \[localhost\]: Wait for AKS to finish updating the cluster", run.output)
 
     app = the_application(fake)
     assert app["signInAudience"] == "AzureADMyOrg"

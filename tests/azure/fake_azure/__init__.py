@@ -54,8 +54,9 @@ Throttling (``faults.throttle_rate``)  429 + ``Retry-After`` in each service's b
                                        graph/throttling, key-vault/general/overview-throttling
 Server errors (``faults.error_*``)     seeded 5xx bursts, before handling; graph/errors
 Kill point (``kill_at_call``)          the N-th counted request (``FakeAzure.calls``; token and
-                                       discovery requests are not counted) SIGKILLs its client and is
-                                       not answered; logged ``"fault": "kill"``
+                                       discovery requests are not counted) SIGKILLs its client and the
+                                       ``ansible-playbook`` run above it, and is not answered; logged
+                                       ``"fault": "kill"``
 Unimplemented Graph/data-plane route   501 naming the route, never 404
 User/password sign-in (``login``)      ``organizations`` discovery, MSAL's ``/common/userrealm/{upn}``
                                        (also on 127.0.0.1:443: ``login.serve_user_realm``), ``password``

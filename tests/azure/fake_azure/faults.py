@@ -16,9 +16,10 @@ state, exactly like a request Azure throttles or fails at its front door:
   (https://learn.microsoft.com/azure/architecture/best-practices/retry-service-specific;
   Graph 503 ``serviceNotAvailable`` "may include a Retry-After header",
   https://learn.microsoft.com/graph/errors).
-* the kill point: the client holding the connection of the N-th counted request is SIGKILLed and
-  the request is not answered (a process dying between two calls, as a killed ``ansible-playbook``
-  or a lost AWX node does).
+* the kill point: the client holding the connection of the N-th counted request is SIGKILLed, with
+  the ``ansible-playbook`` processes above it, and the request is not answered: the whole run stops
+  between two calls, as a cancelled AWX job or a lost controller stops it (killing only the module
+  would let a task with ``until``/``retries`` try again, which a cancelled job never does).
 
 Services a request belongs to: ``login`` (token endpoint and discovery), ``arm`` (the rest of the
 main endpoint; both are also ``main``), ``graph``, ``keyvault``. ``Faults.services`` empty means
@@ -169,10 +170,26 @@ def client_pids(connection: socket.socket) -> list[int]:
     return sorted(pids)
 
 
+def controllers(pid: int) -> list[int]:
+    """The ``ansible-playbook`` processes above ``pid`` (its worker and the run), nearest last."""
+    found = []
+    try:
+        for parent in psutil.Process(pid).parents():
+            if any("ansible-playbook" in part for part in parent.cmdline()):
+                found.append(parent.pid)
+    except psutil.Error:
+        pass
+    return found[::-1]
+
+
 def kill_client(connection: socket.socket) -> list[int]:
-    """SIGKILL the client of ``connection``; the pids killed (none when the client is this process)."""
+    """SIGKILL the client of ``connection`` and the run above it; the pids killed (none for this process)."""
     killed = []
-    for pid in client_pids(connection):
+    clients = client_pids(connection)
+    targets = [pid for client in clients for pid in controllers(client)] + clients
+    for pid in dict.fromkeys(targets):
+        if pid == os.getpid():
+            continue
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

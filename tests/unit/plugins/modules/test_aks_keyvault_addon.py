@@ -89,6 +89,26 @@ def test_put_carries_if_match_and_no_etag_in_the_body(capsys: pytest.CaptureFixt
     assert result["waited_for_operation"] == 0 and result["precondition_retries"] == 0
 
 
+def test_without_wait_the_operation_url_is_returned_unpolled(capsys: pytest.CaptureFixture[str]) -> None:
+    """The role polls the operation in a task of its own, so a run shows a line at every poll."""
+    session = FakeSession()
+    session.on("GET", CLUSTER, Answer(200, cluster("e1")))
+    session.on("PUT", CLUSTER, accepted)
+    result = run(capsys, session, wait=False)
+    assert result["rc"] == 0 and result["changed"] is True, result
+    assert result["operation_url"] == OPERATION
+    assert [c.path for c in session.calls("GET")] == [CLUSTER_PATH]  # the operation was not polled
+
+
+def test_with_wait_the_operation_is_polled_and_no_url_returned(capsys: pytest.CaptureFixture[str]) -> None:
+    session = FakeSession()
+    session.on("GET", CLUSTER, Answer(200, cluster("e1")), Answer(200, cluster("e2", enabled=True)))
+    session.on("PUT", CLUSTER, accepted)
+    result = run(capsys, session)
+    assert result["operation_url"] == ""
+    assert any(c.path.endswith("/operations/op1") for c in session.calls("GET"))
+
+
 def test_nothing_to_do_sends_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     session = FakeSession()
     session.on("GET", CLUSTER, Answer(200, cluster(enabled=True)))

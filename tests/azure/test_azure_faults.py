@@ -292,3 +292,18 @@ def test_every_arm_body_sent_validates_against_the_sdk_models(fake: FakeAzure) -
             assert problems == [], entry
             checked += 1
     assert checked > 0
+
+
+def test_every_graph_body_sent_is_of_its_resource_type(fake: FakeAzure) -> None:
+    """The contract for Graph: each POST/PATCH body the collection sent names only its type's properties."""
+    from fake_azure import graph_schema
+
+    checked = 0
+    for entry in fake.log:
+        if entry["service"] == "graph" and entry.get("body") is not None and entry.get("status") != 400:
+            parts = entry["path"].strip("/").split("/")[1:]
+            kind = graph_schema.body_type(entry["method"], parts)
+            if kind is not None:
+                graph_schema.check(kind, entry["body"])  # raises with Graph's 400 message otherwise
+                checked += 1
+    assert checked > 0

@@ -85,6 +85,44 @@ def test_invalid_app_roles_are_refused(
     assert answer.status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("route", "body", "message"),
+    [
+        pytest.param(
+            "app", {"displayName": "x", "replyUrls": ["https://a/"]}, "'replyUrls' does not exist", id="unknown"
+        ),
+        pytest.param("app", {"web": {"redirectUri": "https://a/"}}, "'redirectUri' does not exist", id="nested"),
+        pytest.param("app", {"web": {"redirectUris": "https://a/"}}, "Invalid value", id="string for a list"),
+        pytest.param("app", {"appRoles": [{"name": "x"}]}, "'name' does not exist", id="app role member"),
+        pytest.param("app", {"tags": "one"}, "Invalid value", id="tags not a list"),
+        pytest.param("sp", {"appRoleAssignmentRequired": "yes"}, "Invalid value", id="bool as string"),
+        pytest.param("sp", {"redirectUris": []}, "'redirectUris' does not exist", id="application member on sp"),
+        pytest.param("add", {"passwordCredential": {"secret": "x"}}, "'secret' does not exist", id="action parameter"),
+    ],
+)
+def test_bodies_must_be_of_their_resource_type(
+    fake: FakeAzure,
+    graph: Client,
+    app_and_principal: tuple[dict[str, t.Any], dict[str, t.Any]],
+    route: str,
+    body: dict[str, t.Any],
+    message: str,
+) -> None:
+    """Graph's types are not open (OData): an undeclared property or a wrong shape is a 400; nothing changes."""
+    app, principal = app_and_principal
+    path = {
+        "app": f"applications/{app['id']}",
+        "sp": f"servicePrincipals/{principal['id']}",
+        "add": f"applications/{app['id']}/addPassword",
+    }[route]
+    before = repr(fake.applications[app["id"]])
+    answer = graph("POST" if route == "add" else "PATCH", path, body)
+    assert answer.status_code == 400, answer.text
+    assert error_code(answer) == "Request_BadRequest"
+    assert message in answer.json()["error"]["message"]
+    assert repr(fake.applications[app["id"]]) == before
+
+
 def test_assignments_need_an_existing_principal_and_a_declared_role_and_are_unique(
     fake: FakeAzure, graph: Client, app_and_principal: tuple[dict[str, t.Any], dict[str, t.Any]]
 ) -> None:

@@ -18,6 +18,7 @@ service:
 ``managed_clusters``     ``Microsoft.ContainerService/managedClusters`` (GET/PUT as a long-running
                          operation) and its operation status
 ``graph``                Microsoft Graph v1.0 on its own port: applications, servicePrincipals
+``graph_schema``         the v1.0 resource types Graph request bodies are checked against
 ``keyvault``             Key Vault data plane, one port per vault (its ``vaultUri``)
 ``server``               :class:`FakeAzure`: the state, the servers, the dispatch of requests
 ``common``               error and answer types shared by the services
@@ -27,7 +28,8 @@ Behaviours: how the fake is as strict and as slow as Azure (knobs in ``behaviour
 cites its page in a comment where it is implemented).
 
 Data plane, Graph, DNS, faults
-(``keyvault``, ``graph``/``graph_access``, ``server``, ``faults``, ``../shim/sitecustomize.py``):
+(``keyvault``, ``graph``/``graph_access``/``graph_schema``, ``server``, ``faults``,
+``../shim/sitecustomize.py``):
 
 =====================================  =================================================================
 Key Vault RBAC vault                   403 ``Forbidden``/``ForbiddenByRbac`` unless the caller's role
@@ -49,6 +51,13 @@ Graph application permissions          403 ``Authorization_RequestDenied`` unles
                                        allow the call (``Application.ReadWrite.All``, or ``.OwnedBy``
                                        on applications the caller created; ``AppRoleAssignment.
                                        ReadWrite.All`` to assign); ``FakeAzure.deployer_graph_roles``
+Graph request bodies                   every POST/PATCH body checked against its v1.0 resource type
+                                       (application, webApplication, appRole, servicePrincipal,
+                                       passwordCredential, federatedIdentityCredential,
+                                       appRoleAssignment, action parameters): an undeclared property
+                                       or a wrong JSON shape is 400 ``Request_BadRequest`` with OData's
+                                       message, before anything changes (``graph_schema``); Graph
+                                       ``$metadata``, graph/api/resources/application
 Throttling (``faults.throttle_rate``)  429 + ``Retry-After`` in each service's body shape, before
                                        handling (no state change); ARM request-limits-and-throttling,
                                        graph/throttling, key-vault/general/overview-throttling

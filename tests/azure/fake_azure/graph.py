@@ -1,5 +1,6 @@
 """Microsoft Graph v1.0 (on its own port): applications and servicePrincipals.
 
+Every POST/PATCH body is checked against its v1.0 resource type first (``graph_schema``).
 applications: ``$filter=displayName eq '...'``, POST, GET, PATCH (``appRoles`` validated),
 addPassword, removePassword, federatedIdentityCredentials (list, POST, PATCH, DELETE);
 servicePrincipals: ``$filter=appId eq '...'``, POST, GET, PATCH (``appRoleAssignmentRequired``,
@@ -16,7 +17,7 @@ import secrets
 import typing as t
 import uuid
 
-from . import graph_access
+from . import graph_access, graph_schema
 from .common import Answer, HttpError, now_iso
 
 if t.TYPE_CHECKING:
@@ -133,6 +134,10 @@ def handle(
     parts = parts[1:]
     if parts and parts[0] in ("applications", "servicePrincipals") and claims is not None:
         authorize(fake, method, parts, body, claims)
+    # Bodies are read against the resource types before anything changes (graph_schema).
+    kind = graph_schema.body_type(method, parts)
+    if kind is not None:
+        graph_schema.check(kind, body)
     if parts == ["applications"] and method == "POST" and claims is not None:
         answer = _handle(fake, method, path, parts, query, body)
         fake.application_owners.setdefault(answer.body["appId"], set()).add(str(claims.get("oid") or "").lower())

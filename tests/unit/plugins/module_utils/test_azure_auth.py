@@ -238,18 +238,23 @@ def test_a_module_never_imports_azure_rm_common_for_a_secret(
     assert name not in sys.modules
 
 
-def test_a_credentials_file_profile_is_resolved_by_azure_azcollection(
-    environment: t.Callable[..., None],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+def azcollection_home(
+    environment: t.Callable[..., None], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> t.Callable[..., None]:
+    """An empty HOME for azure.azcollection's own resolution (its ~/.azure/credentials); returns ``environment``."""
     pytest.importorskip("ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    return environment
+
+
+def test_a_credentials_file_profile_is_resolved_by_azure_azcollection(
+    azcollection_home: t.Callable[..., None], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     (tmp_path / ".azure").mkdir()
     (tmp_path / ".azure" / "credentials").write_text(
         f"[work]\nsubscription_id={SUBSCRIPTION}\nclient_id={CLIENT}\nsecret={SECRET}\ntenant={TENANT}\n"
     )
-    monkeypatch.setenv("HOME", str(tmp_path))
     with mock.patch.object(ClientSecretCredential, "get_token", return_value=AccessToken(jwt(CLAIMS), 4102444800)):
         result = utils.run_module(azure_context_info.main, capsys, auth_source="credential_file", profile="work")
     assert result["rc"] == 0, result
@@ -258,14 +263,9 @@ def test_a_credentials_file_profile_is_resolved_by_azure_azcollection(
 
 
 def test_a_missing_credential_fails_with_azure_azcollection_s_explanation(
-    environment: t.Callable[..., None],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    azcollection_home: t.Callable[..., None], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    pytest.importorskip("ansible_collections.azure.azcollection.plugins.module_utils.azure_rm_common")
-    environment(AZURE_CLIENT_ID=CLIENT, AZURE_SUBSCRIPTION_ID=SUBSCRIPTION)  # no secret, no tenant
-    monkeypatch.setenv("HOME", str(tmp_path))
+    azcollection_home(AZURE_CLIENT_ID=CLIENT, AZURE_SUBSCRIPTION_ID=SUBSCRIPTION)  # no secret, no tenant
     result = utils.run_module(azure_context_info.main, capsys)
     assert result["rc"] == 1
     assert "Failed to authenticate with provided credentials" in result["msg"]

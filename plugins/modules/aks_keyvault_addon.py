@@ -78,7 +78,7 @@ options:
         and the other outputs of a new add-on.
     type: bool
     default: true
-    version_added: 0.3.0
+    version_added: 0.2.0
   busy_timeout:
     description:
       - Seconds to keep waiting while AKS refuses the update because another operation on the cluster is running
@@ -157,7 +157,7 @@ operation_url:
       nothing is left running.
   returned: always
   type: str
-  version_added: 0.3.0
+  version_added: 0.2.0
 waited_for_operation:
   description: Seconds spent waiting for another operation on the cluster to finish (C(409 OperationNotAllowed)).
   returned: always

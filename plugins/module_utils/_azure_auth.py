@@ -187,6 +187,8 @@ def _environment_credentials() -> dict[str, t.Any]:
 def quick_credentials(params: t.Mapping[str, t.Any], is_ad_resource: bool) -> dict[str, t.Any] | None:
     """The credential settings when they are a secret or a password from parameters or environment; else None.
 
+    ``source`` says where they came from, ``kind`` which of the two they are.
+
     Follows ``AzureRMAuth._get_credentials``: with O(auth_source=auto), a O(profile) parameter
     wins, then O(client_id) or O(ad_user) parameters, then the environment (which needs
     ``AZURE_SUBSCRIPTION_ID`` unless the module needs no subscription, and reads a profile when
@@ -207,9 +209,11 @@ def quick_credentials(params: t.Mapping[str, t.Any], is_ad_resource: bool) -> di
         if found["subscription_id"] is None and not is_ad_resource:
             return None
         found["source"] = "environment"
-    has_secret = found.get("client_id") and found.get("secret") and found.get("tenant")
-    has_password = found.get("ad_user") and found.get("password")
-    if not (has_secret or has_password):
+    if found.get("client_id") and found.get("secret") and found.get("tenant"):
+        found["kind"] = "secret"
+    elif found.get("ad_user") and found.get("password"):
+        found["kind"] = "password"
+    else:
         return None  # a certificate, or something missing: AzureRMAuth handles or explains it
     return found
 
@@ -230,7 +234,7 @@ def quick_auth(params: t.Mapping[str, t.Any], is_ad_resource: bool) -> AzureAuth
     cloud = resolve_cloud(found.get("cloud_environment"))
     authority = found.get("adfs_authority_url") or cloud.endpoints.active_directory
     credential: t.Any
-    if found.get("client_id") and found.get("secret") and found.get("tenant"):
+    if found["kind"] == "secret":
         credential = ClientSecretCredential(
             client_id=found["client_id"],
             client_secret=found["secret"],

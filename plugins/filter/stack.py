@@ -4,7 +4,9 @@
 
 ``hostvars[inventory_hostname] | zerotrust.aks.stack_model(inputs)``: the stack model (its rules are
 in plugin_utils/_stack.py). ``checks | zerotrust.aks.format_errors``: one message per input whose
-value fails its format rule (module_utils/_validation.py), naming the variable and what is allowed."""
+value fails its format rule (module_utils/_validation.py), naming the variable and what is allowed.
+``"1h30m" | zerotrust.aks.go_duration_seconds``: 5400.0, or -1 for a value that is no Go duration
+(to compare durations, e.g. cert-manager's renewBefore with duration)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,16 @@ def model_conflicts(checks: t.Sequence[t.Mapping[str, t.Any]]) -> list[str]:
     ]
 
 
+def go_duration_seconds(value: t.Any) -> float:
+    seconds = v.go_duration_seconds(value)
+    return -1.0 if seconds is None else seconds
+
+
 class FilterModule:
     def filters(self) -> dict[str, t.Callable[..., t.Any]]:
-        return {"stack_model": stack_model, "format_errors": format_errors, "model_conflicts": model_conflicts}
+        return {
+            "stack_model": stack_model,
+            "format_errors": format_errors,
+            "model_conflicts": model_conflicts,
+            "go_duration_seconds": go_duration_seconds,
+        }

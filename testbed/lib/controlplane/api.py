@@ -17,13 +17,16 @@ class Api:
         self.ctx = ssl.create_default_context(cafile=str(pki.ca))
         self.ctx.load_cert_chain(str(pki.cert(client)), str(pki.key(client)))
 
-    def request(self, method: str, path: str, body: Any = None, timeout: float = 5) -> tuple[int, Any]:
-        """(HTTP status, decoded JSON body or text). Connection errors raise OSError."""
+    def request(
+        self, method: str, path: str, body: Any = None, timeout: float = 5, content_type: str = "application/json"
+    ) -> tuple[int, Any]:
+        """(HTTP status, decoded JSON body or text). BODY is sent as JSON (which is YAML too, so
+        CONTENT_TYPE may be application/apply-patch+yaml). Connection errors raise OSError."""
         data = json.dumps(body).encode() if body is not None else None
         # S310: the URL is always https://127.0.0.1:<port>/... built by the testbed.
         req = urllib.request.Request(self.server + path, data=data, method=method)  # noqa: S310
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(req, context=self.ctx, timeout=timeout) as resp:  # noqa: S310
                 raw = resp.read()

@@ -14,6 +14,7 @@ from typing import Any
 
 from testkit.process import is_ours, stop_recorded, tail
 
+from .components import TRAEFIK_ENTRYPOINTS
 from .state import (
     DEFAULT_LIFETIME,
     TestbedError,
@@ -23,12 +24,14 @@ from .state import (
     running,
     state_dir,
 )
-from .up import Run, StartFailed, prepare, up
+from .up import Run, StartFailed, TraefikOptions, prepare, up
 
 USAGE = """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and kwok (fake Nodes that run Pods), built by testbed/build.
 
     testbed/testbed up [--lifetime 4h]   start it (just report when it already runs)
+        [--traefik [--traefik-crds] [--traefik-ports WEB,WEBSECURE]]
+                                         and Traefik (Gateway API + CRD providers) against it
     testbed/testbed down                 stop what `up` started (by recorded PID), remove the state
     testbed/testbed status               print what runs (exit 1 when not up)
     testbed/testbed env                  print `export KUBECONFIG=...` and friends, for eval
@@ -56,6 +59,10 @@ def print_status(info: dict[str, Any]) -> None:
             f"  {p['name']:<24} pid {p['pid']:<8} {'running' if alive[p['name']] else 'STOPPED':<8} "
             f"{'127.0.0.1:' + str(port) if port else '':<16} {p['log']}"
         )
+    if "traefik" in alive:
+        ports = info["ports"]
+        entrypoints = ", ".join(f"{ep} 127.0.0.1:{ports[p]}" for ep, p in TRAEFIK_ENTRYPOINTS.items())
+        print(f"  traefik entrypoints: {entrypoints}; /ping on 127.0.0.1:{ports['traefik']}")
     print(f"  kubeconfig: {info['kubeconfig']}")
     print(f"  audit log:  {info['audit_log']}")
 
@@ -81,16 +88,36 @@ def fail(run: Run, error: StartFailed) -> int:
     return 1
 
 
+def traefik_options(args: argparse.Namespace) -> TraefikOptions | None:
+    if not args.traefik:
+        if args.traefik_crds or args.traefik_ports:
+            raise TestbedError("--traefik-crds and --traefik-ports go with --traefik")
+        return None
+    ports: dict[str, int] = {}
+    if args.traefik_ports:
+        try:
+            web, websecure = (int(p) for p in args.traefik_ports.split(","))
+        except ValueError:
+            raise TestbedError(f"--traefik-ports {args.traefik_ports!r}: give WEB,WEBSECURE, e.g. 8000,8443") from None
+        ports = {TRAEFIK_ENTRYPOINTS["web"]: web, TRAEFIK_ENTRYPOINTS["websecure"]: websecure}
+    return TraefikOptions(apply_crds=args.traefik_crds, ports=ports)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     state = state_dir()
     info = load_state(state)
+    options = traefik_options(args)
     if info:
-        if all(running(info).values()):
+        alive = running(info)
+        if all(alive.values()):
             print_status(info)
+            if options and "traefik" not in alive:
+                log("the testbed runs without Traefik: `testbed/testbed down`, then `up --traefik`")
+                return 1
             return 0
         log("a previous testbed is only partly running: stopping it and starting afresh")
         down(state, info)
-    run = prepare(state, args.lifetime or os.environ.get("ZEROTRUST_AKS_TESTBED_LIFETIME") or DEFAULT_LIFETIME)
+    run = prepare(state, args.lifetime or os.environ.get("ZEROTRUST_AKS_TESTBED_LIFETIME") or DEFAULT_LIFETIME, options)
     try:
         up(run)
     except StartFailed as e:
@@ -133,6 +160,12 @@ def cmd_env(_args: argparse.Namespace) -> int:
     print(f"export ZEROTRUST_AKS_TESTBED_DIR={state}")
     print(f"export ZEROTRUST_AKS_TESTBED_AUDIT_LOG={info['audit_log']}")
     print(f"export ZEROTRUST_AKS_KUBECTL={info['binaries']['kubectl']}")
+    if any(p["name"] == "traefik" for p in info["processes"]):
+        ports = info["ports"]
+        # A Gateway listener binds to the entrypoint with its port: these are the ports to use.
+        print(f"export ZEROTRUST_AKS_TRAEFIK_WEB_PORT={ports[TRAEFIK_ENTRYPOINTS['web']]}")
+        print(f"export ZEROTRUST_AKS_TRAEFIK_WEBSECURE_PORT={ports[TRAEFIK_ENTRYPOINTS['websecure']]}")
+        print(f"export ZEROTRUST_AKS_TRAEFIK_PING_URL=http://127.0.0.1:{ports['traefik']}/ping")
     return 0
 
 
@@ -147,6 +180,23 @@ def main(argv: list[str] | None = None) -> int:
         "--lifetime",
         help=f"processes stop by themselves after this "
         f"(e.g. 90m, 4h; env ZEROTRUST_AKS_TESTBED_LIFETIME; default {DEFAULT_LIFETIME})",
+    )
+    up_parser.add_argument(
+        "--traefik",
+        action="store_true",
+        help="also start Traefik (testbed/build traefik) with its Gateway API and Kubernetes CRD providers",
+    )
+    up_parser.add_argument(
+        "--traefik-crds",
+        action="store_true",
+        help="apply the Gateway API standard and traefik.io CRDs before Traefik starts "
+        "(without: whoever deploys the edge applies them; Traefik waits for them)",
+    )
+    up_parser.add_argument(
+        "--traefik-ports",
+        metavar="WEB,WEBSECURE",
+        help="fixed ports of the web and websecure entrypoints (e.g. 8000,8443: a Gateway's listener "
+        "ports must equal them); default: picked like every other port",
     )
     sub.add_parser("down", help="stop the processes `up` started and remove the state")
     sub.add_parser("status", help="print what runs; exit 1 when not up")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import traefik as traefik_
 from .certs import ClusterPKI
 from .kwok import POD_CIDR
 
@@ -17,7 +18,14 @@ PORTS = {
     "kube-controller-manager": ("kube-controller-manager",),
     "kube-scheduler": ("kube-scheduler",),
     "kwok": ("kwok",),
+    # Only with `up --traefik`. "traefik" is its own entrypoint (/ping); web and websecure are
+    # the entrypoints routes are served on (a Gateway listener's port must be one of them).
+    "traefik": ("traefik", "traefik-web", "traefik-websecure"),
 }
+# Entrypoint name -> port name, for `up --traefik`.
+TRAEFIK_ENTRYPOINTS = {"web": "traefik-web", "websecure": "traefik-websecure"}
+# Started with PATH as the only environment variable (see controlplane.traefik).
+CLEAN_ENV = ("traefik",)
 
 # Metadata (verb, user, user agent, object reference, response code) is enough to count API
 # requests per object; RequestReceived is omitted so that every request is exactly one event.
@@ -57,6 +65,14 @@ class Layout:
     @property
     def etcd_data(self) -> Path:
         return self.state / "etcd"
+
+    @property
+    def traefik_token(self) -> Path:
+        return self.state / "traefik" / "token"
+
+    @property
+    def traefik_access_log(self) -> Path:
+        return self.state / "logs" / "traefik-access.log"
 
     def kubeconfig(self, client: str) -> Path:
         return self.state / ("kubeconfig" if client == "admin" else f"{client}.kubeconfig")
@@ -165,10 +181,23 @@ def kwok(files: Layout, ports: dict[str, int]) -> list[str]:
     ]
 
 
+def traefik(files: Layout, ports: dict[str, int]) -> list[str]:
+    return traefik_.arguments(
+        api_url=f"https://127.0.0.1:{ports['kube-apiserver']}",
+        token_file=files.traefik_token,
+        ca_file=files.pki.ca,
+        entrypoints={ep: f"127.0.0.1:{ports[port]}" for ep, port in TRAEFIK_ENTRYPOINTS.items()},
+        ping_address=f"127.0.0.1:{ports['traefik']}",
+        access_log=files.traefik_access_log,
+        gateway_class_selector=traefik_.SHARED_SELECTOR,
+    )
+
+
 ARGV = {
     "etcd": etcd,
     "kube-apiserver": kube_apiserver,
     "kube-controller-manager": kube_controller_manager,
     "kube-scheduler": kube_scheduler,
     "kwok": kwok,
+    "traefik": traefik,
 }

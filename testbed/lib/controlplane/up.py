@@ -8,6 +8,7 @@ state.json the moment it starts, so even an interrupted `up` is cleaned up by `d
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import threading
@@ -19,13 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testkit.ports import free_port, is_free
 from testkit.process import ManagedProcess, ProcessExited, start_on_free_ports
 
-from . import components
+from . import components, traefik
 from .api import Api
 from .certs import CLIENTS, make_pki, write_kubeconfig
 from .kwok import FAKE_NODES, NodeError, create_fake_nodes, nodes_ready
-from .state import COMPONENTS, TOOLS, log, make_state_dir, parse_lifetime, save_state, tool_path
+from .state import (
+    COMPONENTS,
+    OPTIONAL_COMPONENTS,
+    OPTIONAL_TOOLS,
+    TOOLS,
+    log,
+    make_state_dir,
+    parse_lifetime,
+    save_state,
+    tool_path,
+)
 
 # `timeout` sends SIGKILL this long after the lifetime's SIGTERM.
 KILL_AFTER = "30s"
@@ -37,6 +49,15 @@ class StartFailed(Exception):
         self.component = component
 
 
+@dataclass(frozen=True)
+class TraefikOptions:
+    """`up --traefik`: APPLY_CRDS applies the Gateway API and traefik.io CRDs first; PORTS fixes
+    entrypoint ports ({"traefik-web": 8000, ...}; the others are picked as usual)."""
+
+    apply_crds: bool = False
+    ports: dict[str, int] = field(default_factory=dict)
+
+
 @dataclass
 class Run:
     """One `up`: where it writes, what it started, and state.json's content."""
@@ -46,6 +67,7 @@ class Run:
     files: components.Layout
     binaries: dict[str, Path]
     info: dict[str, Any]
+    traefik: TraefikOptions | None = None
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     taken_ports: set[int] = field(default_factory=set)
     t0: float = field(default_factory=time.monotonic)
@@ -60,7 +82,13 @@ class Run:
         all_ports = {**self.info["ports"], **ports}
         argv = [str(self.binaries[name]), *components.ARGV[name](self.files, all_ports)]
         process = ManagedProcess(
-            name, argv, self.state / "logs", lifetime=self.lifetime, kill_after=KILL_AFTER, cwd=self.state
+            name,
+            argv,
+            self.state / "logs",
+            inherit_env=name not in components.CLEAN_ENV,
+            lifetime=self.lifetime,
+            kill_after=KILL_AFTER,
+            cwd=self.state,
         )
         with self.lock:
             self.processes[name] = process
@@ -69,17 +97,19 @@ class Run:
         return process
 
     def save(self) -> None:
-        self.info["processes"] = [self.processes[n].record for n in COMPONENTS if n in self.processes]
+        order = (*COMPONENTS, *OPTIONAL_COMPONENTS)
+        self.info["processes"] = [self.processes[n].record for n in order if n in self.processes]
         save_state(self.state, self.info)
 
     def elapsed(self) -> str:
         return f"{time.monotonic() - self.t0:.1f} s"
 
 
-def prepare(state: Path, lifetime_text: str) -> Run:
+def prepare(state: Path, lifetime_text: str, traefik_options: TraefikOptions | None = None) -> Run:
     """Binaries (built if missing), a fresh state dir, the PKI and the audit policy."""
     lifetime = parse_lifetime(lifetime_text)
-    binaries = {tool: tool_path(tool) for tool in TOOLS}
+    tools = [*TOOLS, *(OPTIONAL_TOOLS["traefik"] if traefik_options else ())]
+    binaries = {tool: tool_path(tool) for tool in tools}
     make_state_dir(state)
     files = components.Layout(state, make_pki(state / "pki", lifetime), binaries["kwok-stages"])
     files.audit_policy.write_text(components.AUDIT_POLICY)
@@ -96,7 +126,7 @@ def prepare(state: Path, lifetime_text: str) -> Run:
         "processes": [],
         "binaries": {k: str(v) for k, v in binaries.items()},
     }
-    return Run(state, lifetime_text, files, binaries, info)
+    return Run(state, lifetime_text, files, binaries, info, traefik_options)
 
 
 def start(
@@ -106,9 +136,11 @@ def start(
     ready: Callable[[dict[str, int]], bool] | None,
     timeout: float,
     also_running: list[ManagedProcess] | None = None,
+    pick: Callable[[set[int]], int] | None = None,
 ) -> None:
-    """Start component NAME on free ports; wait until it listens and READY(ports) holds, while
-    ALSO_RUNNING (default: every component started before) keeps running."""
+    """Start component NAME on free ports (PICK: see start_on_free_ports); wait until it listens
+    and READY(ports) holds, while ALSO_RUNNING (default: every component started before) keeps
+    running."""
     others = list(run.processes.values()) if also_running is None else also_running
 
     def launch(ports: dict[str, int]) -> ManagedProcess:
@@ -125,6 +157,7 @@ def start(
             timeout_s=timeout,
             taken=run.taken_ports,
             also_running=others,
+            pick=pick,
         )
     except ProcessExited as e:
         raise StartFailed(e.process.name, f"{e.process.name} exited while waiting for {what}") from e
@@ -192,13 +225,47 @@ def start_nodes(run: Run) -> None:
     wait(run, "kwok", f"fake Nodes {', '.join(FAKE_NODES)} Ready (kwok)", lambda: nodes_ready(api), timeout=120)
 
 
+def start_traefik(run: Run) -> None:
+    """Traefik with its Gateway API and CRD providers, as ServiceAccount zerotrust-aks-testbed-traefik
+    (Traefik's documented RBAC, a token valid for the lifetime); the CRDs first if asked."""
+    options = run.traefik or TraefikOptions()
+    try:
+        traefik.check_no_system_config()
+        for port in options.ports.values():
+            if not is_free(port):
+                raise traefik.TraefikError(f"port {port} asked for with --traefik-ports is in use on 127.0.0.1")
+        lifetime_s = int(parse_lifetime(run.lifetime).total_seconds())
+        traefik.grant_access(run.api(), run.files.traefik_token, expiration_s=lifetime_s + 3600)
+        if options.apply_crds:
+            traefik.apply_crds(run.binaries["kubectl"], run.files.kubeconfig("admin"), run.binaries["traefik-crds"])
+            log(f"Gateway API and traefik.io CRDs applied and Established ({run.elapsed()})")
+    except (traefik.TraefikError, OSError) as e:
+        raise StartFailed("kube-apiserver", f"preparing Traefik: {e}") from e
+    names = components.PORTS["traefik"]
+    calls = itertools.count()
+
+    def pick(taken: set[int]) -> int:
+        # start_on_free_ports asks once per port name, in order, for every attempt.
+        name = names[next(calls) % len(names)]
+        return options.ports.get(name) or free_port(exclude=taken)
+
+    start(
+        run,
+        "traefik",
+        "Traefik /ping",
+        lambda ports: traefik.ping(f"127.0.0.1:{ports['traefik']}"),
+        timeout=60,
+        pick=pick,
+    )
+
+
 STEPS = (start_etcd, start_apiserver, start_controllers, start_nodes)
 
 
 def up(run: Run) -> None:
     """Run every step; raises StartFailed (the caller stops what started)."""
     log(f"starting the testbed in {run.state} (lifetime {run.lifetime})")
-    for step in STEPS:
+    for step in (*STEPS, *((start_traefik,) if run.traefik else ())):
         step(run)
     with run.lock:
         run.save()

@@ -58,6 +58,10 @@ _COOKIE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 # (learn.microsoft.com, "Naming rules and restrictions for Azure resources").
 _RESOURCE_GROUP = re.compile(r"^[-\w._()]{1,90}$")
 _HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+# An e-mail address as an ACME account contact: one "@", a local part without blanks, a DNS name.
+_EMAIL = re.compile(
+    r"^[^@\s]{1,64}@(?=.{1,253}$)([A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?)+$"
+)
 # Namespaces the collection must never take over: Kubernetes' own (kube-system, kube-public,
 # kube-node-lease) and "default", where enforcing Pod Security "restricted" and a teardown
 # would hit everything else that runs there.
@@ -165,6 +169,10 @@ def is_http_url(value: t.Any) -> bool:
     return _matches(_HTTP_URL, value)
 
 
+def is_email(value: t.Any) -> bool:
+    return _matches(_EMAIL, value)
+
+
 def is_system_namespace(value: t.Any) -> bool:
     return _matches(_SYSTEM_NAMESPACE, value)
 
@@ -228,6 +236,7 @@ FORMATS: dict[str, t.Callable[[t.Any], bool]] = {
     "keyvault_secret_name": is_keyvault_secret_name,
     "resource_group": is_resource_group,
     "http_url": is_http_url,
+    "email": is_email,
     "system_namespace": is_system_namespace,
     "positive_int": is_positive_int,
     "fixed_image_tag": is_fixed_image_tag,

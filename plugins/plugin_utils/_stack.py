@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ansible_collections.zerotrust.aks.plugins.module_utils import _validation as v
 from ansible_collections.zerotrust.aks.plugins.plugin_utils import _stack_access as access
 from ansible_collections.zerotrust.aks.plugins.plugin_utils import _stack_apps as protected
+from ansible_collections.zerotrust.aks.plugins.plugin_utils import _stack_edge as edges
 
 MANAGED_BY = "zerotrust.aks"
 OAUTH2_PROXY_PORT = 4180
@@ -53,6 +54,13 @@ FACTS: tuple[Fact, ...] = (
         ("ingress_nginx_class_name",),
         v.is_k8s_subdomain,
         "an IngressClass name (RFC 1123 subdomain)",
+    ),
+    Fact(
+        "gateway_namespace",
+        "zerotrust_aks_gateway_namespace",
+        ("gateway_api_namespace",),
+        v.is_k8s_name,
+        "a namespace name (RFC 1123 label)",
     ),
     Fact(
         "oauth2_proxy_namespace",
@@ -157,12 +165,18 @@ RETIRED: dict[str, str] = {
 SECRET_ITEMS = ("client_id", "client_secret", "cookie_secret")
 DEFAULT_SECRET_NAMES = {"client_id": "client-id", "client_secret": "client-secret", "cookie_secret": "cookie-secret"}
 DEFAULT_SECRET_PROVIDER_CLASS = "oauth2-proxy"  # noqa: S105 - a name, not a secret
+# oauth2-proxy's session cookie. __Host-: host-only, Secure, path /; the browser refuses it otherwise.
+DEFAULT_COOKIE_NAME = "__Host-oauth2-proxy"
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "zerotrust_aks_platform": ("aks", "local"),
     "zerotrust_aks_ingress_controller": ("ingress-nginx", "none"),
+    "zerotrust_aks_edge": edges.EDGES,
+    "zerotrust_aks_gateway_implementation": edges.IMPLEMENTATIONS,
+    "zerotrust_aks_gateway_crds": edges.CRD_POLICIES,
     "zerotrust_aks_identity_mode": ("addon", "workload"),
-    "zerotrust_aks_tls_mode": ("selfsigned", "existing"),
+    "zerotrust_aks_tls_mode": edges.TLS_MODES,
+    "zerotrust_aks_cert_manager_issuer_create": edges.ISSUER_CREATE,
     "zerotrust_aks_purpose": ("apply", "teardown", "verify"),
     "zerotrust_aks_client_auth": access.CLIENT_AUTH,
 }
@@ -236,24 +250,34 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
     facts = {fact.key: src.fact(fact) for fact in FACTS}
     namespaces = {
         "ingress": facts["ingress_namespace"],
+        "gateway": facts["gateway_namespace"],
         "oauth2_proxy": facts["oauth2_proxy_namespace"],
         "colors_web": facts["colors_web_namespace"],
         "colors_api": facts["colors_api_namespace"],
     }
     ns_variables = {
         "ingress": "zerotrust_aks_ingress_namespace",
+        "gateway": "zerotrust_aks_gateway_namespace",
         "oauth2_proxy": "zerotrust_aks_oauth2_proxy_namespace",
         "colors_web": "zerotrust_aks_colors_web_namespace",
         "colors_api": "zerotrust_aks_colors_api_namespace",
     }
-    for key, namespace in namespaces.items():
+    gateway_edge = inputs.get("zerotrust_aks_edge") == "gateway-api"
+    # Only the chosen edge's namespace takes part: the other edge's input keeps its default and
+    # means nothing. A Gateway controller the cluster already runs (gateway install false) lives
+    # in a namespace the stack neither creates nor labels, so any namespace may hold it.
+    gateway_owned = gateway_edge and inputs.get("zerotrust_aks_gateway_install", True) is True
+    active = {key: ns for key, ns in namespaces.items() if key != ("ingress" if gateway_edge else "gateway")}
+    for key, namespace in active.items():
+        if key == "gateway" and not gateway_owned:
+            continue
         if v.is_system_namespace(namespace):
             errors.append(
                 f"{ns_variables[key]} is {_show(namespace)}, a system namespace: the stack enforces Pod Security "
                 "'restricted' on its namespaces and teardown removes them. Choose a namespace of its own."
             )
     seen: dict[str, str] = {}
-    for key, namespace in namespaces.items():
+    for key, namespace in active.items():
         if namespace in seen:
             errors.append(
                 f"{ns_variables[seen[namespace]]} and {ns_variables[key]} are both {_show(namespace)}; "
@@ -280,6 +304,13 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
             errors.append(
                 f"app_secrets_secret_provider_class_name must be an RFC 1123 subdomain; got {_show(provider_class)}."
             )
+    # The session cookie's name is oauth2-proxy's setting, and the gateway edge's ForwardAuth must
+    # pass its refreshed copies on to the browser by name: one home, the model.
+    cookie_name = user.get("oauth2_proxy_cookie_name", DEFAULT_COOKIE_NAME)
+    if not v.is_cookie_name(cookie_name):
+        errors.append(
+            f"oauth2_proxy_cookie_name must be a cookie name (letters, digits, _ . -); got {_show(cookie_name)}."
+        )
     keyvault_objects = {
         "client_id": facts["keyvault_client_id"],
         "client_secret": facts["keyvault_client_secret"],
@@ -299,28 +330,56 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
     owned = [namespaces["oauth2_proxy"]]
     if demo_apps:
         owned += [namespaces["colors_web"], namespaces["colors_api"]]
-    if controller == "ingress-nginx":
+    if gateway_owned:
+        owned.insert(0, namespaces["gateway"])
+    elif controller == "ingress-nginx" and not gateway_edge:
         owned.insert(0, namespaces["ingress"])
+    warnings: list[str] = []
+    edge_model = edges.edge(
+        errors,
+        warnings,
+        inputs,
+        user,
+        instance=str(instance),
+        namespaces=namespaces,
+        ingress_class=facts["ingress_class"],
+    )
 
     authz = access.authorization(errors, inputs, platform)
     sessions = access.session(errors, inputs)
     client_auth = access.client_auth(errors, inputs, platform, identity_mode)
     if client_auth == "federated":
         secret_names = {key: name for key, name in secret_names.items() if key != "client_secret"}
-    edge = {
+    urls = {
         "host": host,
         "auth_url": f"http://{oauth2_name}.{oauth2_ns}.svc.cluster.local:{OAUTH2_PROXY_PORT}/oauth2/auth",
-        "signin_url": "https://$host/oauth2/start?rd=$escaped_request_uri",
+        "signin_url": edge_model["signin_url"],
     }
     # A user app may not live in a namespace the stack creates (or might create): teardown
     # deletes those namespaces with everything in them.
-    reserved = {namespace: key.replace("_", "-") for key, namespace in namespaces.items()}
-    demo = protected.demo_entry(edge, namespaces["colors_web"], SERVICE_PORT) if demo_apps else None
-    apps = protected.apps(errors, inputs, edge, demo, reserved)
+    reserved = {namespace: key.replace("_", "-") for key, namespace in active.items()}
+    demo = protected.demo_entry(urls, namespaces["colors_web"], SERVICE_PORT) if demo_apps else None
+    apps = protected.apps(errors, inputs, urls, demo, reserved)
+    edges.check_apps(errors, edge_model, apps, inputs.get("zerotrust_aks_apps"))
     access.finish(errors, authz, apps, purpose)
     hosts = list(dict.fromkeys([str(host), *(app["host"] for app in apps)]))
     app_namespaces = list(dict.fromkeys(app["namespace"] for app in apps))
-    warnings = []
+    tls = edges.tls(
+        errors,
+        inputs,
+        instance=str(instance),
+        edge_model=edge_model,
+        secret_name=facts["tls_secret_name"],
+        hosts=hosts,
+        app_namespaces=app_namespaces,
+        namespaces=active,
+    )
+    if tls["cert_manager"] and tls["cert_manager"]["install"]:
+        owned.append(tls["cert_manager"]["namespace"])
+    teardown_crds = inputs.get("zerotrust_aks_teardown_crds", False)
+    if not isinstance(teardown_crds, bool):
+        errors.append(f"zerotrust_aks_teardown_crds must be true or false; got {_show(teardown_crds)}.")
+        teardown_crds = False
     if platform == "aks" and identity_mode == "addon":
         warnings.append(
             "zerotrust_aks_identity_mode is addon: the Key Vault secrets are readable by the AKS add-on's managed "
@@ -348,7 +407,8 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
         "apps": apps,
         "render": bool(render_dir),
         "render_dir": render_dir,
-        "ingress_controller": controller,
+        "ingress_controller": controller if not gateway_edge else "none",
+        "edge": edge_model,
         "labels": labels,
         "namespaces": namespaces,
         "stack_namespaces": owned,
@@ -359,9 +419,10 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
             "service": oauth2_name,
             "service_account": oauth2_name,
             "port": OAUTH2_PROXY_PORT,
-            "auth_url": edge["auth_url"],
-            "signin_url": edge["signin_url"],
+            "auth_url": urls["auth_url"],
+            "signin_url": urls["signin_url"],
             "client_auth": client_auth,
+            "cookie_name": str(cookie_name),
         },
         "colors_api": {
             "name": "colors-api",
@@ -381,14 +442,8 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
             "provider_class": provider_class,
             "keyvault_objects": keyvault_objects,
         },
-        "tls": {
-            "mode": inputs.get("zerotrust_aks_tls_mode"),
-            "secret_name": facts["tls_secret_name"],
-            # Ingresses read TLS Secrets from their own namespace only: oauth2-proxy's and every
-            # protected app's. The certificate covers every host.
-            "namespaces": list(dict.fromkeys([oauth2_ns, *app_namespaces])),
-            "hosts": hosts,
-        },
+        "tls": tls,
+        "teardown_crds": teardown_crds,
         "identity": {
             "mode": identity_mode,
             "client_id": identity_client_id,
@@ -396,7 +451,10 @@ def compute(inputs: t.Mapping[str, t.Any], user: t.Mapping[str, t.Any]) -> dict[
             "keyvault_name": keyvault_name,
             "federated_subject": f"system:serviceaccount:{oauth2_ns}:{oauth2_name}",
         },
-        "deployments": [{"namespace": oauth2_ns, "name": oauth2_name}]
+        "deployments": (
+            [{"namespace": namespaces["gateway"], "name": edge_model["implementation"]}] if gateway_owned else []
+        )
+        + [{"namespace": oauth2_ns, "name": oauth2_name}]
         + (
             [
                 {"namespace": namespaces["colors_api"], "name": "colors-api"},

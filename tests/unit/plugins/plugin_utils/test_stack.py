@@ -33,6 +33,7 @@ def test_the_defaults_make_a_consistent_stack() -> None:
     assert stack["errors"] == []
     assert stack["namespaces"] == {
         "ingress": "ingress-nginx",
+        "gateway": "traefik",
         "oauth2_proxy": "oauth2-proxy",
         "colors_web": "colors-web",
         "colors_api": "colors-api",

@@ -24,7 +24,7 @@ from .state import (
     running,
     state_dir,
 )
-from .up import Run, StartFailed, TraefikOptions, prepare, up
+from .up import CertManagerOptions, Run, StartFailed, TraefikOptions, prepare, up
 
 USAGE = """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and kwok (fake Nodes that run Pods), built by testbed/build.
@@ -32,6 +32,8 @@ kube-scheduler and kwok (fake Nodes that run Pods), built by testbed/build.
     testbed/testbed up [--lifetime 4h]   start it (just report when it already runs)
         [--traefik [--traefik-crds] [--traefik-ports WEB,WEBSECURE]]
                                          and Traefik (Gateway API + CRD providers) against it
+        [--cert-manager [--cert-manager-crds]]
+                                         and cert-manager's controllers (testbed/certmanager)
     testbed/testbed down                 stop what `up` started (by recorded PID), remove the state
     testbed/testbed status               print what runs (exit 1 when not up)
     testbed/testbed env                  print `export KUBECONFIG=...` and friends, for eval
@@ -107,6 +109,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     state = state_dir()
     info = load_state(state)
     options = traefik_options(args)
+    if args.cert_manager_crds and not args.cert_manager:
+        raise TestbedError("--cert-manager-crds goes with --cert-manager")
+    cm_options = CertManagerOptions(apply_crds=args.cert_manager_crds) if args.cert_manager else None
     if info:
         alive = running(info)
         if all(alive.values()):
@@ -114,10 +119,14 @@ def cmd_up(args: argparse.Namespace) -> int:
             if options and "traefik" not in alive:
                 log("the testbed runs without Traefik: `testbed/testbed down`, then `up --traefik`")
                 return 1
+            if cm_options and "cert-manager" not in alive:
+                log("the testbed runs without cert-manager: `testbed/testbed down`, then `up --cert-manager`")
+                return 1
             return 0
         log("a previous testbed is only partly running: stopping it and starting afresh")
         down(state, info)
-    run = prepare(state, args.lifetime or os.environ.get("ZEROTRUST_AKS_TESTBED_LIFETIME") or DEFAULT_LIFETIME, options)
+    lifetime = args.lifetime or os.environ.get("ZEROTRUST_AKS_TESTBED_LIFETIME") or DEFAULT_LIFETIME
+    run = prepare(state, lifetime, options, cm_options)
     try:
         up(run)
     except StartFailed as e:
@@ -166,6 +175,10 @@ def cmd_env(_args: argparse.Namespace) -> int:
         print(f"export ZEROTRUST_AKS_TRAEFIK_WEB_PORT={ports[TRAEFIK_ENTRYPOINTS['web']]}")
         print(f"export ZEROTRUST_AKS_TRAEFIK_WEBSECURE_PORT={ports[TRAEFIK_ENTRYPOINTS['websecure']]}")
         print(f"export ZEROTRUST_AKS_TRAEFIK_PING_URL=http://127.0.0.1:{ports['traefik']}/ping")
+    if any(p["name"] == "cert-manager" for p in info["processes"]):
+        print(
+            f"export ZEROTRUST_AKS_CERT_MANAGER_METRICS_URL=http://127.0.0.1:{info['ports']['cert-manager-metrics']}/metrics"
+        )
     return 0
 
 
@@ -197,6 +210,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="WEB,WEBSECURE",
         help="fixed ports of the web and websecure entrypoints (e.g. 8000,8443: a Gateway's listener "
         "ports must equal them); default: picked like every other port",
+    )
+    up_parser.add_argument(
+        "--cert-manager",
+        action="store_true",
+        help="also start cert-manager's controllers (testbed/build cert-manager), as the testbed's admin",
+    )
+    up_parser.add_argument(
+        "--cert-manager-crds",
+        action="store_true",
+        help="apply the cert-manager CRDs of roles/cert_manager before it starts (without: it waits for them)",
     )
     sub.add_parser("down", help="stop the processes `up` started and remove the state")
     sub.add_parser("status", help="print what runs; exit 1 when not up")

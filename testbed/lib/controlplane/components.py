@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import certmanager
 from . import traefik as traefik_
 from .certs import ClusterPKI
 from .kwok import POD_CIDR
@@ -21,11 +22,13 @@ PORTS = {
     # Only with `up --traefik`. "traefik" is its own entrypoint (/ping); web and websecure are
     # the entrypoints routes are served on (a Gateway listener's port must be one of them).
     "traefik": ("traefik", "traefik-web", "traefik-websecure"),
+    # Only with `up --cert-manager`: its /livez, then its metrics.
+    "cert-manager": ("cert-manager", "cert-manager-metrics"),
 }
 # Entrypoint name -> port name, for `up --traefik`.
 TRAEFIK_ENTRYPOINTS = {"web": "traefik-web", "websecure": "traefik-websecure"}
 # Started with PATH as the only environment variable (see controlplane.traefik).
-CLEAN_ENV = ("traefik",)
+CLEAN_ENV = ("traefik", "cert-manager")
 
 # Metadata (verb, user, user agent, object reference, response code) is enough to count API
 # requests per object; RequestReceived is omitted so that every request is exactly one event.
@@ -193,6 +196,15 @@ def traefik(files: Layout, ports: dict[str, int]) -> list[str]:
     )
 
 
+def cert_manager(files: Layout, ports: dict[str, int]) -> list[str]:
+    # As the testbed's admin: the tests run it as the ServiceAccount of roles/cert_manager.
+    return certmanager.arguments(
+        kubeconfig=files.kubeconfig("admin"),
+        healthz_address=f"127.0.0.1:{ports['cert-manager']}",
+        metrics_address=f"127.0.0.1:{ports['cert-manager-metrics']}",
+    )
+
+
 ARGV = {
     "etcd": etcd,
     "kube-apiserver": kube_apiserver,
@@ -200,4 +212,5 @@ ARGV = {
     "kube-scheduler": kube_scheduler,
     "kwok": kwok,
     "traefik": traefik,
+    "cert-manager": cert_manager,
 }

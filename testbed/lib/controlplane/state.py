@@ -21,9 +21,9 @@ MARKER = ".zerotrust-aks-testbed"  # in every state dir `up` made; nothing else 
 # Start order; `down` stops in reverse.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 TOOLS = (*COMPONENTS, "kwok-stages", "kubectl")
-# Started only when asked (`up --traefik`), after the others.
-OPTIONAL_COMPONENTS = ("traefik",)
-OPTIONAL_TOOLS = {"traefik": ("traefik", "traefik-crds")}
+# Started only when asked (`up --traefik`, `up --cert-manager`), after the others.
+OPTIONAL_COMPONENTS = ("traefik", "cert-manager")
+OPTIONAL_TOOLS = {"traefik": ("traefik", "traefik-crds"), "cert-manager": ("cert-manager",)}
 
 
 class TestbedError(Exception):

@@ -23,7 +23,7 @@ from typing import Any
 from testkit.ports import free_port, is_free
 from testkit.process import ManagedProcess, ProcessExited, start_on_free_ports
 
-from . import components, traefik
+from . import certmanager, components, traefik
 from .api import Api
 from .certs import CLIENTS, make_pki, write_kubeconfig
 from .kwok import FAKE_NODES, NodeError, create_fake_nodes, nodes_ready
@@ -58,6 +58,13 @@ class TraefikOptions:
     ports: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CertManagerOptions:
+    """`up --cert-manager`: APPLY_CRDS applies roles/cert_manager's CRD file first."""
+
+    apply_crds: bool = False
+
+
 @dataclass
 class Run:
     """One `up`: where it writes, what it started, and state.json's content."""
@@ -68,6 +75,7 @@ class Run:
     binaries: dict[str, Path]
     info: dict[str, Any]
     traefik: TraefikOptions | None = None
+    cert_manager: CertManagerOptions | None = None
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     taken_ports: set[int] = field(default_factory=set)
     t0: float = field(default_factory=time.monotonic)
@@ -105,10 +113,16 @@ class Run:
         return f"{time.monotonic() - self.t0:.1f} s"
 
 
-def prepare(state: Path, lifetime_text: str, traefik_options: TraefikOptions | None = None) -> Run:
+def prepare(
+    state: Path,
+    lifetime_text: str,
+    traefik_options: TraefikOptions | None = None,
+    cert_manager_options: CertManagerOptions | None = None,
+) -> Run:
     """Binaries (built if missing), a fresh state dir, the PKI and the audit policy."""
     lifetime = parse_lifetime(lifetime_text)
     tools = [*TOOLS, *(OPTIONAL_TOOLS["traefik"] if traefik_options else ())]
+    tools += OPTIONAL_TOOLS["cert-manager"] if cert_manager_options else ()
     binaries = {tool: tool_path(tool) for tool in tools}
     make_state_dir(state)
     files = components.Layout(state, make_pki(state / "pki", lifetime), binaries["kwok-stages"])
@@ -126,7 +140,7 @@ def prepare(state: Path, lifetime_text: str, traefik_options: TraefikOptions | N
         "processes": [],
         "binaries": {k: str(v) for k, v in binaries.items()},
     }
-    return Run(state, lifetime_text, files, binaries, info, traefik_options)
+    return Run(state, lifetime_text, files, binaries, info, traefik_options, cert_manager_options)
 
 
 def start(
@@ -259,13 +273,32 @@ def start_traefik(run: Run) -> None:
     )
 
 
+def start_cert_manager(run: Run) -> None:
+    """cert-manager's controllers (testbed/certmanager) as the testbed's admin; the CRDs first if
+    asked (without them it waits for whoever applies them, e.g. the collection)."""
+    if run.cert_manager and run.cert_manager.apply_crds:
+        try:
+            certmanager.apply_crds(run.binaries["kubectl"], run.files.kubeconfig("admin"))
+        except (certmanager.CertManagerError, OSError) as e:
+            raise StartFailed("kube-apiserver", f"preparing cert-manager: {e}") from e
+        log(f"cert-manager CRDs applied and Established ({run.elapsed()})")
+    start(
+        run,
+        "cert-manager",
+        "cert-manager /livez",
+        lambda ports: certmanager.live(f"127.0.0.1:{ports['cert-manager']}"),
+        timeout=60,
+    )
+
+
 STEPS = (start_etcd, start_apiserver, start_controllers, start_nodes)
 
 
 def up(run: Run) -> None:
     """Run every step; raises StartFailed (the caller stops what started)."""
     log(f"starting the testbed in {run.state} (lifetime {run.lifetime})")
-    for step in (*STEPS, *((start_traefik,) if run.traefik else ())):
+    optional = (*((start_traefik,) if run.traefik else ()), *((start_cert_manager,) if run.cert_manager else ()))
+    for step in (*STEPS, *optional):
         step(run)
     with run.lock:
         run.save()

@@ -5,7 +5,14 @@
 One discovery, one Namespace LIST, then one server-side apply PATCH per object with no GET
 before it; changed-or-not from the answer alone (``_k8s_rules.apply_action``); rollouts waited
 for in-process. GETs happen only where the module's contract allows them: generated Secrets
-(their current value is kept), check mode and diff mode.
+(their current value is kept), check mode, diff mode, and objects annotated
+``zerotrust.aks/apply: if-absent`` (the CRDs the collection ships).
+
+if-absent: the object is created when it does not exist, and applied when this stack created it
+(ownership label); one somebody else made (the Gateway API CRDs AKS manages, say) is left exactly
+as it is, reported in ``skipped`` and in a warning. The create is a server-side apply without
+``force``: should somebody create the object between the GET and the PATCH, the API server refuses
+the conflicting fields instead of handing them over, and the object is reported as theirs.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._manifests import (
 )
 
 CRD_KIND = "CustomResourceDefinition"
+# Objects with this annotation value are created where absent and otherwise left to whoever made them.
+APPLY_ANNOTATION = "zerotrust.aks/apply"
+IF_ABSENT = "if-absent"
 WEBHOOK_KIND = "ValidatingWebhookConfiguration"
 WEBHOOK_COLLECTION = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 # A just-Established CRD can answer 404 for a moment on another API server replica.
@@ -49,6 +59,15 @@ FRESH_CRD_RETRY_SECONDS = 10.0
 
 class EngineError(Exception):
     """Stops the run; the message is what the user reads (never a secret value)."""
+
+
+class _Conflict(Exception):
+    """A server-side apply without force met fields another manager owns."""
+
+
+def is_if_absent(obj: t.Mapping[str, t.Any]) -> bool:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return bool(annotations.get(APPLY_ANNOTATION) == IF_ABSENT)
 
 
 @dataclass
@@ -71,6 +90,7 @@ class Engine:
     diffs: list[dict[str, t.Any]] = field(default_factory=list)
     deleted: list[dict[str, t.Any]] = field(default_factory=list)
     pruned: list[dict[str, t.Any]] = field(default_factory=list)
+    skipped: list[dict[str, t.Any]] = field(default_factory=list)
     unused_namespaces: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     waited: dict[str, t.Any] = field(default_factory=lambda: {"deployments": [], "seconds": 0.0})
@@ -100,6 +120,7 @@ class Engine:
             "waited": self.waited,
             "deleted": self.deleted,
             "pruned": self.pruned,
+            "skipped": self.skipped,
             "unused_namespaces": self.unused_namespaces,
         }
         if self.options.diff:
@@ -264,12 +285,20 @@ class Engine:
             self._record(obj, rules.CREATED)
             return
         marker = rules.wants_marker(kind, resource.namespaced, namespace, name, self.existing, self.options.owner)
-        body = rules.apply_body(obj, self.options.owner, marker)
         new = self._is_new(kind, resource.namespaced, namespace, name)
         path = resource.path(namespace, name)
         before = None
-        if (self.options.check_mode or self.options.diff) and not new:
+        force = True
+        if is_if_absent(obj):
+            before = None if new else self._get_current(obj, path)
+            if before is not None and not self._owned(before):
+                self._leave_alone(obj, before, "exists and this stack did not create it")
+                return
+            # Absent (created with the marker, never forced over someone else's fields) or ours.
+            marker, force = True, before is not None
+        elif (self.options.check_mode or self.options.diff) and not new:
             before = self._get_current(obj, path)
+        body = rules.apply_body(obj, self.options.owner, marker)
         if self.options.check_mode:
             if new:
                 action = rules.CREATED  # a dry run in a namespace that does not exist would be refused
@@ -284,7 +313,11 @@ class Engine:
                     else rules.UNCHANGED
                 )
         else:
-            answer = self._patch(obj, path, body, self.options.field_manager)
+            try:
+                answer = self._patch(obj, path, body, self.options.field_manager, force=force)
+            except _Conflict as conflict:  # if-absent: somebody created it after our GET
+                self._leave_alone(obj, None, f"was created by somebody else while this run applied it ({conflict})")
+                return
             after = answer.body
             action = rules.apply_action(
                 answer.status, after, answer.headers.get("Date"), self.options.field_manager, self.start_revision
@@ -304,6 +337,25 @@ class Engine:
         if self.options.diff and action != rules.UNCHANGED:
             self._add_diff(obj, before, after)
 
+    def _owned(self, current: t.Mapping[str, t.Any]) -> bool:
+        labels = (current.get("metadata") or {}).get("labels") or {}
+        return bool(labels.get(OWNER_LABEL) == self.options.owner)
+
+    def _leave_alone(self, obj: t.Mapping[str, t.Any], current: dict[str, t.Any] | None, why: str) -> None:
+        """if-absent and not ours: no write; report it, and let its kinds be used as they are served."""
+        kind, namespace, name = identity(obj)[1:]
+        self.skipped.append(
+            {"kind": kind, "namespace": namespace, "name": name, "reason": f"{APPLY_ANNOTATION}: {IF_ABSENT}; {why}"}
+        )
+        self.warnings.append(
+            f"{describe(obj)} {why} (it does not carry {OWNER_LABEL}={self.options.owner}): left as it is, as its "
+            f"annotation {APPLY_ANNOTATION}: {IF_ABSENT} asks. Objects of its kinds are applied against the version "
+            "the cluster serves."
+        )
+        if kind == CRD_KIND and current is not None:
+            self._applied_crds[name] = current
+        self._record(obj, rules.UNCHANGED)
+
     def _get_current(self, obj: t.Mapping[str, t.Any], path: str) -> dict[str, t.Any] | None:
         try:
             return t.cast(dict[str, t.Any], self.client.request("GET", path).body)
@@ -315,9 +367,15 @@ class Engine:
             raise EngineError(f"{describe(obj)}: {e}") from e
 
     def _patch(
-        self, obj: t.Mapping[str, t.Any], path: str, body: t.Mapping[str, t.Any], manager: str, dry_run: bool = False
+        self,
+        obj: t.Mapping[str, t.Any],
+        path: str,
+        body: t.Mapping[str, t.Any],
+        manager: str,
+        dry_run: bool = False,
+        force: bool = True,
     ) -> t.Any:
-        query = {"fieldManager": manager, "force": "true"}
+        query = {"fieldManager": manager, "force": "true"} if force else {"fieldManager": manager}
         if dry_run:
             query["dryRun"] = "All"
         api_version, kind = identity(obj)[:2]
@@ -329,6 +387,8 @@ class Engine:
                 if e.status == 404 and (api_version, kind) in self._fresh and time.monotonic() < deadline:
                     time.sleep(0.5)
                     continue
+                if e.status == 409 and not force:
+                    raise _Conflict(f"HTTP 409 {e.reason}") from e
                 raise EngineError(rules.object_error(obj, e.status, e.reason, e.message, self.secret_strings)) from e
             except ConnectionFailure as e:
                 raise EngineError(f"{describe(obj)}: lost the connection to {self.client.conn.host}: {e}") from e

@@ -9,6 +9,9 @@ object that was deleted and re-made by someone else meanwhile is left alone). Te
 everything owned, Namespaces last; pruning deletes what the run just applied no longer lists,
 but never a Namespace or a CustomResourceDefinition: deleting either takes with it everything
 inside it or of its kind, the user's objects included. Those are reported, and left to teardown.
+Teardown keeps the CustomResourceDefinitions it created too, unless asked (``delete_crds``): other
+controllers, or the user's own Gateways and routes, may use them, and every object of their kinds
+in the whole cluster would go with them. The kept ones are reported in ``skipped``.
 
 Propagation is Background: the DELETE returns at once and the garbage collector removes
 dependents (ReplicaSets, Pods). Foreground would keep each object around until its dependents
@@ -111,19 +114,30 @@ def _reverse_apply_order(found: list[tuple[Resource, dict[str, t.Any]]]) -> None
     found.sort(key=lambda pair: (pair[0].kind == "Namespace", -kind_rank(pair[0].kind)))
 
 
-def absent(engine: Engine, objects: list[dict[str, t.Any]]) -> None:
+def absent(engine: Engine, objects: list[dict[str, t.Any]], delete_crds: bool = False) -> None:
     engine.connect()
     found, namespaces_revision = list_owned(engine, kinds_to_list(objects), "teardown")
     owned_namespaces = {item["metadata"]["name"] for resource, item in found if resource.kind == "Namespace"}
     _reverse_apply_order(found)
+    kept_crds = []
     for resource, item in found:
         entry = _entry(resource, item)
+        if resource.kind == CRD_KIND and not delete_crds:
+            kept_crds.append(entry["name"])
+            engine.skipped.append(dict(entry, reason="teardown keeps CustomResourceDefinitions unless delete_crds"))
+            continue
         if resource.namespaced and entry["namespace"] in owned_namespaces:
             engine.deleted.append(entry)  # goes with its Namespace: no request of its own
             continue
         if not engine.options.check_mode and not _delete(engine, resource, item):
             continue
         engine.deleted.append(entry)
+    if kept_crds:
+        engine.warnings.append(
+            f"Kept the CustomResourceDefinition(s) this stack created: {', '.join(kept_crds)}. Deleting one deletes "
+            "every object of its kind in the whole cluster; set delete_crds (zerotrust_aks_teardown_crds: true) to "
+            "delete them."
+        )
     if owned_namespaces and engine.options.wait and not engine.options.check_mode:
         started = time.monotonic()
         selector = owner_selector(engine.options.owner)

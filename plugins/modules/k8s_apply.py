@@ -38,6 +38,13 @@ description:
     otherwise refuse while it cannot call the webhook over TLS.
   - Waits for a CustomResourceDefinition from O(objects) to be C(Established) before applying
     objects of its kind.
+  - An object annotated C(zerotrust.aks/apply=if-absent) (the CRDs the collection ships) is read
+    first. It is created, with the ownership label, when it does not exist, and applied when it
+    carries this O(owner)'s ownership label. One that somebody else made, such as Gateway API CRDs
+    a managed cluster installs, is left exactly as it is, listed in RV(skipped) and warned about;
+    objects of its kinds are then applied against the version the cluster serves. The create is a
+    server-side apply without C(force), so an object made by somebody else between the read and the
+    write is not taken over either.
   - Builds the Secrets of O(secrets) from O(secret_values), and keeps generated values (cookie
     secret, self-signed certificate). Reads a generated Secret's current value with a C(GET)
     before it builds the Secret. Secret values are never returned, logged or put in an error
@@ -48,6 +55,7 @@ description:
   - With O(state=absent), deletes every object that carries the ownership label with the value
     O(owner), of the kinds in O(objects) and the kinds the collection makes (its apply order
     above, and Secret), Namespaces last. Nothing without the label is deleted.
+    CustomResourceDefinitions are kept (and listed in RV(skipped)) unless O(delete_crds=true).
   - With O(prune=true) (the default) and O(state=present), after everything was applied, deletes
     the objects that carry the ownership label with the value O(owner) but are no longer among
     O(objects) and O(secrets), such as the Ingress and TLS Secret of an app taken off the list.
@@ -169,14 +177,24 @@ options:
       - Ignored with O(state=absent).
     type: bool
     default: true
+  delete_crds:
+    description:
+      - With O(state=absent), also delete the CustomResourceDefinitions that carry the ownership
+        label of O(owner), that is those this module created. Deleting a CRD deletes every object
+        of its kind in the whole cluster, whoever made it.
+      - V(false) keeps them and lists them in RV(skipped).
+      - Ignored with O(state=present); pruning never deletes a CRD.
+    type: bool
+    default: false
+    version_added: 0.2.0
 notes:
   - Connection options and their C(K8S_AUTH_*) environment variables are the same as in
     kubernetes.core. The module reads kubeconfigs itself. It supports tokens, token files,
     client certificates, basic auth and exec credential plugins such as kubelogin. For legacy
     C(auth-provider) entries it uses the C(kubernetes) Python package.
   - O(persist_config) has no effect. Refreshed tokens are not written back.
-  - A C(CustomResourceDefinition) that the collection created is deleted with O(state=absent),
-    and with it every object of its kind.
+  - A C(CustomResourceDefinition) that the collection created is deleted with O(state=absent) only
+    with O(delete_crds=true), and with it every object of its kind.
 requirements:
   - PyYAML (to read a kubeconfig file, and for O(ignore:diff) output)
   - cryptography (only for C(generate.type=tls_selfsigned) Secrets)
@@ -315,6 +333,31 @@ pruned:
   sample:
     - {kind: Ingress, namespace: blog, name: blog}
     - {kind: Secret, namespace: blog, name: colors-tls}
+skipped:
+  description:
+    - Objects the module left alone on purpose, each with the reason. With O(state=present), objects
+      annotated C(zerotrust.aks/apply=if-absent) that exist and that this O(owner) did not create.
+      With O(state=absent), the owned CustomResourceDefinitions kept because O(delete_crds=false).
+  returned: always
+  type: list
+  elements: dict
+  version_added: 0.2.0
+  contains:
+    kind:
+      description: The object's kind.
+      type: str
+    namespace:
+      description: The object's namespace, empty for cluster-scoped objects.
+      type: str
+    name:
+      description: The object's name.
+      type: str
+    reason:
+      description: Why it was left alone.
+      type: str
+  sample:
+    - {kind: CustomResourceDefinition, namespace: "", name: gateways.gateway.networking.k8s.io,
+       reason: "zerotrust.aks/apply: if-absent; exists and this stack did not create it"}
 unused_namespaces:
   description:
     - With O(prune=true), the Namespaces this stack created that are no longer among O(objects).
@@ -371,6 +414,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
         "default": ["Ingress", "ValidatingWebhookConfiguration"],
     },
     "prune": {"type": "bool", "default": True},
+    "delete_crds": {"type": "bool", "default": False},
     **auth_argument_spec(),
 }
 
@@ -453,7 +497,7 @@ def main() -> None:
             if params["prune"]:
                 prune(engine, params["objects"])
         else:
-            absent(engine, params["objects"])
+            absent(engine, params["objects"], delete_crds=params["delete_crds"])
     except MissingLibraryError as e:
         _warn(module, engine)
         module.fail_json(msg=missing_required_lib(e.library), **engine.result())

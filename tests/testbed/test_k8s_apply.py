@@ -390,11 +390,84 @@ def test_custom_resource_waits_for_its_crd(apply: Applier) -> None:
     assert [o["action"] for o in result["objects"]] == ["created", "created"]
     again = apply(owner=owner, objects=[widget, crd])
     assert again["changed"] is False
-    gone = apply(owner=owner, objects=[widget, crd], state="absent")
-    assert {d["kind"] for d in gone["deleted"]} == {"CustomResourceDefinition", "Widget"}
+    kept = apply(owner=owner, objects=[widget, crd], state="absent")
+    assert {d["kind"] for d in kept["deleted"]} == {"Widget"}, "teardown keeps CRDs unless asked"
+    assert [(s["kind"], s["name"]) for s in kept["skipped"]] == [("CustomResourceDefinition", f"widgets.{group}")]
+    gone = apply(owner=owner, objects=[widget, crd], state="absent", delete_crds=True)
+    assert {d["kind"] for d in gone["deleted"]} == {"CustomResourceDefinition"}
     stray = dict(widget, apiVersion=f"never-{group}/v1")
     missing = apply(owner=owner, objects=[stray])
     assert missing["failed"] is True and "its CRD is missing" in missing["msg"] and missing["requests"] == 3
+
+
+def widget_crd(group: str, if_absent: bool = True) -> dict[str, t.Any]:
+    metadata: dict[str, t.Any] = {"name": f"widgets.{group}"}
+    if if_absent:
+        metadata["annotations"] = {"zerotrust.aks/apply": "if-absent"}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": metadata,
+        "spec": {
+            "group": group,
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "scope": "Cluster",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                }
+            ],
+        },
+    }
+
+
+def test_an_if_absent_crd_is_created_once_and_then_applied_idempotently(apply: Applier, testbed: LocalTestbed) -> None:
+    group = f"{unique('ia')}.zerotrust.example"
+    owner = unique("o")
+    crd = widget_crd(group)
+    first = apply(owner=owner, objects=[crd])
+    assert first.get("failed") is not True, first.get("msg")
+    assert [o["action"] for o in first["objects"]] == ["created"] and first["skipped"] == []
+    stored = json.loads(testbed.kubectl_run("get", "crd", f"widgets.{group}", "-o", "json").stdout)
+    assert stored["metadata"]["labels"][OWNER_LABEL] == owner
+    again = apply(owner=owner, objects=[crd])
+    assert again["changed"] is False, again["objects"]
+    assert apply(owner=owner, objects=[crd], state="absent", delete_crds=True)["deleted"] == [
+        {"kind": "CustomResourceDefinition", "namespace": "", "name": f"widgets.{group}"}
+    ]
+
+
+def test_an_if_absent_crd_somebody_else_made_is_left_alone(
+    apply: Applier, testbed: LocalTestbed, tmp_path: Path
+) -> None:
+    group = f"{unique('theirs')}.zerotrust.example"
+    theirs = widget_crd(group, if_absent=False)
+    theirs["spec"]["versions"][0]["additionalPrinterColumns"] = [
+        {"name": "Size", "type": "integer", "jsonPath": ".spec.size"}
+    ]
+    (tmp_path / "theirs.json").write_text(json.dumps(theirs))
+    testbed.kubectl_run("create", "-f", str(tmp_path / "theirs.json"))
+    try:
+        before = json.loads(testbed.kubectl_run("get", "crd", f"widgets.{group}", "-o", "json").stdout)
+        owner = unique("o")
+        widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 1}}
+        result = apply(owner=owner, objects=[widget_crd(group), widget])
+        assert result.get("failed") is not True, result.get("msg")
+        assert [(o["kind"], o["action"]) for o in result["objects"]] == [
+            ("CustomResourceDefinition", "unchanged"),
+            ("Widget", "created"),
+        ]
+        assert [s["name"] for s in result["skipped"]] == [f"widgets.{group}"]
+        after = json.loads(testbed.kubectl_run("get", "crd", f"widgets.{group}", "-o", "json").stdout)
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"], "not a field changed"
+        assert OWNER_LABEL not in (after["metadata"].get("labels") or {})
+        gone = apply(owner=owner, objects=[widget_crd(group), widget], state="absent", delete_crds=True)
+        assert [d["kind"] for d in gone["deleted"]] == ["Widget"], "never anybody else's CRD"
+    finally:
+        testbed.kubectl_run("delete", "crd", f"widgets.{group}", check=False)
 
 
 def test_prune_deletes_owned_objects_no_longer_applied_and_nothing_else(

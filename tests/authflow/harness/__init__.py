@@ -13,6 +13,9 @@ either read back from an API server (:func:`objects_from_cluster`) or taken from
 
 and it runs the programs (testkit's ``ManagedProcess``: bounded lifetime, stopped by PID), a stand-in
 upstream (:class:`EchoUpstream`) and a :class:`ScriptedBrowser`; :func:`login_stack` starts them all.
+Edge-agnostic pieces are shared with tests/gateway (real Traefik): the objects' Deployment and
+Secrets, the oauth2-proxy invocation, the upstream (on any address), the scripted browser (to any
+edge address) and :class:`Chromium`, a real browser.
 
 Modules, one concern each:
 
@@ -24,6 +27,7 @@ Modules, one concern each:
 ``tls``                   certificates for nginx (testkit's PKI, or a TLS Secret's files)
 ``upstream``              the echoing stand-in upstream
 ``browser``               the scripted browser
+``chromium``              a real browser: headless Chromium over the DevTools protocol
 ``stack``                 the whole login flow, started and stopped
 ========================  =======================================================================
 
@@ -33,6 +37,7 @@ This package is the public API: import names from ``harness``, not from its modu
 from __future__ import annotations
 
 from .browser import Hop, OffSiteRequest, ScriptedBrowser, iter_hops
+from .chromium import BrowserError, Chromium, Page, chromium_binary, spki_sha256
 from .ingress_nginx import (
     ANNOTATION_PREFIX,
     CLUSTER_DOMAIN,
@@ -92,6 +97,8 @@ __all__ = [
     "SUPPORTED_CONTROLLER_KEYS",
     "AppliedObjects",
     "Binaries",
+    "BrowserError",
+    "Chromium",
     "EchoUpstream",
     "Hop",
     "IdpSettings",
@@ -101,6 +108,7 @@ __all__ = [
     "LoginStack",
     "OffSiteRequest",
     "Override",
+    "Page",
     "RecordedRequest",
     "ScriptedBrowser",
     "Server",
@@ -110,6 +118,7 @@ __all__ = [
     "auth_response_header_lines",
     "auth_signin_redirect",
     "backend_key",
+    "chromium_binary",
     "deployed_flag",
     "http_ok",
     "idp_argv",
@@ -127,6 +136,7 @@ __all__ = [
     "servers_from_ingresses",
     "service_key",
     "signin_location_name",
+    "spki_sha256",
     "write_test_pki",
     "write_tls_secret_files",
     "write_users_file",

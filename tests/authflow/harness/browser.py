@@ -79,14 +79,18 @@ class ScriptedBrowser:
     """A scripted browser: a ``requests.Session`` that follows redirects by hand, keeps cookies,
     and fills in the IdP's login form.
 
-    HTTPS requests for the site's hosts on port 443 go to nginx's local port (like a DNS entry
-    pointing the names at this machine; paths are relative to the first host); HTTP requests go
+    HTTPS requests for the site's hosts on port 443 go to the edge's ``edge_address:edge_port``
+    (nginx's local port in tests/authflow, the Gateway's address in tests/gateway: like a DNS
+    entry pointing the names at the edge; paths are relative to the first host); HTTP requests go
     only to 127.0.0.1 (the IdP); anything else raises :class:`OffSiteRequest` — redirects off the
     test's hosts are reported, never followed. Unlike a real browser it ignores SameSite; the flow
-    here is top-level navigation, where Lax cookies are sent anyway.
+    here is top-level navigation, where Lax cookies are sent anyway (``harness.Chromium`` is the
+    real browser).
     """
 
-    def __init__(self, site_hosts: str | Sequence[str], nginx_port: int, ca_file: Path) -> None:
+    def __init__(
+        self, site_hosts: str | Sequence[str], edge_port: int, ca_file: Path, *, edge_address: str = "127.0.0.1"
+    ) -> None:
         self.hosts = [site_hosts] if isinstance(site_hosts, str) else list(site_hosts)
         self.site_host = self.hosts[0]
         self.session = requests.Session()
@@ -94,7 +98,7 @@ class ScriptedBrowser:
         # replace session.verify), no ~/.netrc.
         self.session.trust_env = False
         self.session.verify = str(ca_file)
-        self.session.mount("https://", _PinnedAdapter({(host, 443): ("127.0.0.1", nginx_port) for host in self.hosts}))
+        self.session.mount("https://", _PinnedAdapter({(host, 443): (edge_address, edge_port) for host in self.hosts}))
         self.history: list[Hop] = []
 
     def site_url(self, path: str, host: str | None = None) -> str:

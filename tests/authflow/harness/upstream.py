@@ -26,7 +26,8 @@ class EchoUpstream:
     routes to).
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        """Listen on ``host:port`` (default: a free port of 127.0.0.1; tests/gateway binds pod IPs)."""
         self.name = name
         self.requests: list[RecordedRequest] = []
         upstream = self
@@ -49,8 +50,8 @@ class EchoUpstream:
             def log_message(self, format: str, *args: t.Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.address = f"{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name=f"upstream-{name}", daemon=True)
 
     def start(self) -> EchoUpstream:

@@ -30,6 +30,13 @@ KNOWN_KINDS: tuple[tuple[str, str], ...] = (
     ("batch/v1", "Job"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("policy/v1", "PodDisruptionBudget"),
+    # The gateway-api edge: the class and the Gateway before the routes; the Middlewares the routes'
+    # filters name and the ReferenceGrants their backends need before the routes themselves.
+    ("gateway.networking.k8s.io/v1", "GatewayClass"),
+    ("gateway.networking.k8s.io/v1", "Gateway"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
+    ("traefik.io/v1alpha1", "Middleware"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("networking.k8s.io/v1", "Ingress"),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
 )

@@ -131,7 +131,7 @@ class ClusterState:
             for listener in gateway["spec"]["listeners"]:
                 for ref in (listener.get("tls") or {}).get("certificateRefs") or []:
                     key = f"{ref.get('namespace', namespace)}/{ref['name']}"
-                    if key not in [f"{s['metadata']['namespace']}/{s['metadata']['name']}" for s in found]:
+                    if key in self.secrets and self.secrets[key] not in found:
                         found.append(self.secrets[key])
         return found
 
@@ -214,7 +214,11 @@ def read_cluster(api_client: client.ApiClient) -> ClusterState:
         for listener in gateway["spec"]["listeners"]:
             for ref in (listener.get("tls") or {}).get("certificateRefs") or []:
                 ref_ns = ref.get("namespace", namespace)
-                secrets[f"{ref_ns}/{ref['name']}"] = sanitize(core.read_namespaced_secret(ref["name"], ref_ns))
+                try:
+                    secrets[f"{ref_ns}/{ref['name']}"] = sanitize(core.read_namespaced_secret(ref["name"], ref_ns))
+                except client.ApiException as e:
+                    if e.status != 404:  # not issued yet (cert-manager mode)
+                        raise
     return ClusterState(
         services=tuple(services),
         workloads=tuple(workloads),
@@ -224,6 +228,19 @@ def read_cluster(api_client: client.ApiClient) -> ClusterState:
         reference_grants=tuple(_list_custom(custom, GATEWAY_GROUP, "v1beta1", "referencegrants")),
         secrets=secrets,
     )
+
+
+def missing_certificates(state: ClusterState) -> list[str]:
+    """The listeners' certificate Secrets that do not exist (yet) or hold no certificate."""
+    missing = []
+    for gateway in state.gateways:
+        namespace = gateway["metadata"]["namespace"]
+        for listener in gateway["spec"]["listeners"]:
+            for ref in (listener.get("tls") or {}).get("certificateRefs") or []:
+                key = f"{ref.get('namespace', namespace)}/{ref['name']}"
+                if key not in state.secrets or not secret_bytes(state.secrets[key], "tls.crt"):
+                    missing.append(f"Secret {key} of listener {listener['name']}")
+    return missing
 
 
 def unready_workloads(state: ClusterState) -> list[str]:

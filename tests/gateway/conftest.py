@@ -25,7 +25,7 @@ import dataclasses
 import os
 import subprocess
 import typing as t
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ from authflow import harness
 from kubernetes import client, config
 from support.playbook import REPO, Playbook
 
-from .cluster import ClusterState, wait_for_endpoints
+from .cluster import ClusterState, missing_certificates, wait_for_endpoints
 from .edge import GatewayEdge, api_url_and_ca, gateway_edge
 from .podnet import NotInPrivateNamespace, check_private_namespace
 
@@ -108,8 +108,11 @@ def tool_path(tool: str) -> Path:
 
 
 @contextlib.contextmanager
-def private_testbed(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[GatewayTestbed]:
-    """``testbed/testbed up`` with a state folder of its own (in pytest's tmp), taken down on exit."""
+def private_testbed(
+    tmp_path_factory: pytest.TempPathFactory, name: str, options: Sequence[str] = ()
+) -> Iterator[GatewayTestbed]:
+    """``testbed/testbed up [OPTIONS]`` with a state folder of its own (in pytest's tmp), taken
+    down on exit."""
     state = tmp_path_factory.mktemp(name) / "state"
     env = {**os.environ, "ZEROTRUST_AKS_TESTBED_DIR": str(state)}
 
@@ -117,7 +120,7 @@ def private_testbed(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iter
         return subprocess.run([str(TESTBED), *args], env=env, capture_output=True, text=True, timeout=600, check=False)
 
     try:
-        up = testbed("up", "--lifetime", os.environ.get("ZEROTRUST_AKS_TESTBED_LIFETIME", "30m"))
+        up = testbed("up", "--lifetime", os.environ.get("ZEROTRUST_AKS_TESTBED_LIFETIME", "30m"), *options)
         if up.returncode != 0:
             raise AssertionError(f"testbed up failed ({up.returncode})\n{up.stdout}\n{up.stderr}")
         exports = dict(line.removeprefix("export ").split("=", 1) for line in testbed("env").stdout.splitlines())
@@ -168,7 +171,7 @@ def stack_applied(gateway_testbed: GatewayTestbed, gateway_playbook: Playbook) -
 
 @pytest.fixture(scope="session")
 def cluster_state(gateway_testbed: GatewayTestbed, stack_applied: None) -> ClusterState:
-    return wait_for_endpoints(gateway_testbed.api, timeout_s=120)
+    return wait_for_endpoints(gateway_testbed.api, timeout_s=120, expect=missing_certificates)
 
 
 @pytest.fixture(scope="session")

@@ -51,8 +51,29 @@ CRD_KIND = "CustomResourceDefinition"
 # Objects with this annotation value are created where absent and otherwise left to whoever made them.
 APPLY_ANNOTATION = "zerotrust.aks/apply"
 IF_ABSENT = "if-absent"
-WEBHOOK_KIND = "ValidatingWebhookConfiguration"
-WEBHOOK_COLLECTION = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+# Admission webhook configurations, by kind: applied before the other deferred kinds, then their
+# CA bundles waited for (the collection, for the watch).
+WEBHOOK_COLLECTIONS = {
+    "ValidatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+    "MutatingWebhookConfiguration": "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+}
+WEBHOOK_API_VERSION = "admissionregistration.k8s.io/v1"
+# Applied only after the Deployments rolled out and the webhook configurations have their CA
+# bundles: what an admission webhook of the stack must admit (Ingresses: ingress-nginx's; the
+# cert-manager kinds: cert-manager's), and the webhook configurations themselves.
+DEFAULT_APPLY_AFTER_ROLLOUT = (
+    "Ingress",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "Certificate",
+    "Issuer",
+    "ClusterIssuer",
+)
+# After the wait for the CA bundles, the API server may still call a webhook with the configuration
+# it had before (its informer lags) or through a Service whose endpoints are not programmed yet:
+# a write it refuses for that ("failed calling webhook") is sent again for up to this long.
+WEBHOOK_SETTLE_SECONDS = 30.0
+WEBHOOK_RETRY_DELAY = 1.0
 # A just-Established CRD can answer 404 for a moment on another API server replica.
 FRESH_CRD_RETRY_SECONDS = 10.0
 
@@ -76,7 +97,7 @@ class Options:
     field_manager: str = "zerotrust-aks"
     wait: bool = True
     wait_timeout: int = 300
-    apply_after_rollout: tuple[str, ...] = ("Ingress", "ValidatingWebhookConfiguration")
+    apply_after_rollout: tuple[str, ...] = DEFAULT_APPLY_AFTER_ROLLOUT
     check_mode: bool = False
     diff: bool = False
 
@@ -99,10 +120,11 @@ class Engine:
     namespaces_revision: str = ""
     secret_strings: set[str] = field(default_factory=set)
     _rollouts: dict[tuple[str, str], dict[str, t.Any]] = field(default_factory=dict)
-    _webhooks: dict[str, dict[str, t.Any]] = field(default_factory=dict)  # name -> answer
+    _webhooks: dict[tuple[str, str], dict[str, t.Any]] = field(default_factory=dict)  # (kind, name) -> answer
     _crds: dict[tuple[str, str], dict[str, t.Any]] = field(default_factory=dict)  # (group, kind) -> input CRD
     _applied_crds: dict[str, dict[str, t.Any]] = field(default_factory=dict)  # name -> answer
     _fresh: set[tuple[str, str]] = field(default_factory=set)
+    _webhook_settle_until: float | None = None  # see WEBHOOK_SETTLE_SECONDS
 
     def __post_init__(self) -> None:
         self.discovery = Discovery(self.client)
@@ -243,21 +265,29 @@ class Engine:
         for obj in everything:
             if obj["kind"] not in deferred:
                 self.apply(obj)
-        if self.options.wait and not self.options.check_mode:
+        waiting = self.options.wait and not self.options.check_mode
+        if waiting:
             self.wait_for_rollouts()
         # Webhook configurations before the objects they admit: when one expects its CA bundle
         # from elsewhere (ingress-nginx's admission-patch Job writes it once the configuration
-        # exists), wait for it, so that the Ingresses after it are admitted by a webhook the API
-        # server can call instead of refused for an unknown CA.
+        # exists, cert-manager's cainjector from the webhook's CA Secret), wait for it, so that the
+        # Ingresses, Certificates and issuers after it are admitted by a webhook the API server can
+        # call instead of refused for an unknown CA.
         late = [obj for obj in everything if obj["kind"] in deferred]
-        webhooks = [obj for obj in late if obj["kind"] == WEBHOOK_KIND]
-        for obj in webhooks:
-            self.apply(obj)
-        if self.options.wait and not self.options.check_mode:
-            self.wait_for_ca_bundles()
         for obj in late:
-            if obj["kind"] != WEBHOOK_KIND:
+            if obj["kind"] in WEBHOOK_COLLECTIONS:
                 self.apply(obj)
+        rest = [obj for obj in late if obj["kind"] not in WEBHOOK_COLLECTIONS]
+        if waiting:
+            self.wait_for_ca_bundles(sorted({obj["kind"] for obj in rest}))
+            if self._webhooks:
+                settle = min(WEBHOOK_SETTLE_SECONDS, float(self.options.wait_timeout))
+                self._webhook_settle_until = time.monotonic() + settle
+        try:
+            for obj in rest:
+                self.apply(obj)
+        finally:
+            self._webhook_settle_until = None
 
     def _get_secret(self, namespace: str, name: str) -> dict[str, t.Any] | None:
         if namespace not in self.existing:
@@ -329,8 +359,8 @@ class Engine:
                 )
             if kind == "Deployment" and api_version == "apps/v1":
                 self._rollouts[(namespace, name)] = after
-            if kind == WEBHOOK_KIND and api_version == "admissionregistration.k8s.io/v1":
-                self._webhooks[name] = after
+            if kind in WEBHOOK_COLLECTIONS and api_version == WEBHOOK_API_VERSION:
+                self._webhooks[(kind, name)] = after
             if kind == CRD_KIND:
                 self._applied_crds[name] = after
         self._record(obj, action)
@@ -389,6 +419,10 @@ class Engine:
                     continue
                 if e.status == 409 and not force:
                     raise _Conflict(f"HTTP 409 {e.reason}") from e
+                settle = self._webhook_settle_until
+                if settle is not None and rules.webhook_unreachable(e.status, e.message) and time.monotonic() < settle:
+                    time.sleep(WEBHOOK_RETRY_DELAY)
+                    continue
                 raise EngineError(rules.object_error(obj, e.status, e.reason, e.message, self.secret_strings)) from e
             except ConnectionFailure as e:
                 raise EngineError(f"{describe(obj)}: lost the connection to {self.client.conn.host}: {e}") from e
@@ -440,33 +474,41 @@ class Engine:
                 f"{len(late)} Deployment(s) to roll out: " + " | ".join(rules.rollout_state(d) for d in late)
             )
 
-    def wait_for_ca_bundles(self) -> None:
+    def wait_for_ca_bundles(self, pending: t.Sequence[str] = ()) -> None:
         """Wait, under the run's wait_timeout, until every webhook configuration applied in this
         run has its CA bundles. The apply answer already shows them once they are written (no
-        request then); otherwise the configuration is watched from that answer's resourceVersion."""
+        request then); otherwise the configuration is watched from that answer's resourceVersion.
+        PENDING names the kinds still to be applied after them, for the message on a timeout."""
         started = time.monotonic()
         deadline = started + self.options.wait_timeout
-        for name, current in self._webhooks.items():
+        for (kind, name), current in self._webhooks.items():
             if rules.ca_bundles_ready(current):
                 continue
             try:
-                done, current = watch_object(self.client, WEBHOOK_COLLECTION, current, deadline, rules.ca_bundles_ready)
+                done, current = watch_object(
+                    self.client, WEBHOOK_COLLECTIONS[kind], current, deadline, rules.ca_bundles_ready
+                )
             except (ApiError, ConnectionFailure, WaitError) as e:
-                raise EngineError(f"waiting for the CA bundle of ValidatingWebhookConfiguration {name}: {e}") from e
+                raise EngineError(f"waiting for the CA bundle of {kind} {name}: {e}") from e
             if not done:
                 missing = [
                     hook.get("name", "?")
                     for hook in current.get("webhooks") or []
                     if not (hook.get("clientConfig") or {}).get("caBundle")
                 ]
+                not_applied = (
+                    f"; the objects of kind {', '.join(pending)} were not applied, because the API server would "
+                    "refuse them"
+                    if pending
+                    else ""
+                )
                 raise EngineError(
                     f"timed out after {self.options.wait_timeout} s waiting for the CA bundle of "
-                    f"ValidatingWebhookConfiguration {name} (webhooks without one: {', '.join(missing)}). "
-                    "Something must write it (for ingress-nginx, its admission-patch Job: look at that Job's "
-                    "pods and logs); the Ingresses were not applied, because the API server would refuse them."
+                    f"{kind} {name} (webhooks without one: {', '.join(missing)}). "
+                    f"{rules.ca_bundle_writer(current)}{not_applied}."
                 )
             self.waited.setdefault("webhooks", []).append(
-                {"name": name, "seconds": round(time.monotonic() - started, 1)}
+                {"kind": kind, "name": name, "seconds": round(time.monotonic() - started, 1)}
             )
 
 

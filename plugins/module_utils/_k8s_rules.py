@@ -219,3 +219,31 @@ def ca_bundles_ready(configuration: t.Mapping[str, t.Any]) -> bool:
     server cannot call it over TLS, and with failurePolicy Fail it refuses every matching write."""
     webhooks = configuration.get("webhooks") or []
     return all(((hook.get("clientConfig") or {}).get("caBundle") or "") for hook in webhooks)
+
+
+# Annotations by which cert-manager's cainjector fills a webhook configuration's CA bundles.
+CAINJECTOR_ANNOTATIONS = (
+    "cert-manager.io/inject-ca-from-secret",
+    "cert-manager.io/inject-ca-from",
+    "cert-manager.io/inject-apiserver-ca",
+)
+
+
+def ca_bundle_writer(configuration: t.Mapping[str, t.Any]) -> str:
+    """Who is expected to write the CA bundles of a webhook configuration, and where to look
+    when it does not: cert-manager's cainjector for one that asks it to, else (the stack's other
+    webhook) ingress-nginx's admission-patch Job."""
+    annotations = (configuration.get("metadata") or {}).get("annotations") or {}
+    for key in CAINJECTOR_ANNOTATIONS:
+        if key in annotations:
+            return (
+                f"cert-manager's cainjector writes it ({key}: {annotations[key]}): look at the cainjector's pods "
+                "and logs, and at the webhook's, which creates its CA Secret"
+            )
+    return "Something must write it (for ingress-nginx, its admission-patch Job: look at that Job's pods and logs)"
+
+
+def webhook_unreachable(status: int, message: str) -> bool:
+    """The API server refused a write because it could not call an admission webhook (not
+    reachable, no endpoints, a CA it does not know yet), not because the webhook denied it."""
+    return status == 500 and "failed calling webhook" in message

@@ -32,10 +32,14 @@ description:
     are equal. The apply answers already carry each Deployment's status, so one that has rolled
     out costs no request. The module watches the others from the C(resourceVersion) of that
     answer.
-  - Of the kinds in O(apply_after_rollout), applies ValidatingWebhookConfigurations first and waits
-    until each webhook of them has a C(caBundle) (ingress-nginx's admission-patch Job writes it once
-    the configuration exists), then the rest, such as Ingresses, which the API server would
-    otherwise refuse while it cannot call the webhook over TLS.
+  - Of the kinds in O(apply_after_rollout), applies ValidatingWebhookConfigurations and
+    MutatingWebhookConfigurations first and waits until each webhook of them has a C(caBundle)
+    (ingress-nginx's admission-patch Job writes it once the configuration exists, cert-manager's
+    cainjector from the webhook's CA Secret). Then it applies the rest, such as Ingresses and
+    cert-manager's Certificates and issuers, which the API server would otherwise refuse while it
+    cannot call the webhook over TLS. For up to 30 seconds (at most O(wait_timeout)) after the CA
+    bundles are there, a write the API server refuses because it failed calling a webhook is sent
+    again, because the API server and the webhook's Service can take a moment to catch up.
   - Waits for a CustomResourceDefinition from O(objects) to be C(Established) before applying
     objects of its kind.
   - An object annotated C(zerotrust.aks/apply=if-absent) (the CRDs the collection ships) is read
@@ -160,11 +164,23 @@ options:
     default: 300
   apply_after_rollout:
     description:
-      - Kinds applied only after the Deployments rolled out. The ingress-nginx admission webhook
-        must be serving before the API server lets Ingresses through it.
+      - Kinds applied only after the Deployments rolled out, and after the webhook configurations
+        among them have their CA bundles. An admission webhook must be serving before the API
+        server lets objects through it. The ingress-nginx admission webhook admits Ingresses,
+        cert-manager's webhook admits Certificates, Issuers and ClusterIssuers.
+      - A kind in this list that is not among O(objects) costs nothing. When cert-manager is not
+        installed in the same run, its kinds are applied right after the other objects, because
+        there is nothing to wait for.
+      - Without O(wait), or in check mode, these kinds are applied last without waiting.
     type: list
     elements: str
-    default: [Ingress, ValidatingWebhookConfiguration]
+    default:
+      - Ingress
+      - ValidatingWebhookConfiguration
+      - MutatingWebhookConfiguration
+      - Certificate
+      - Issuer
+      - ClusterIssuer
   prune:
     description:
       - With O(state=present), after a successful apply, delete the objects this stack created
@@ -308,8 +324,8 @@ waited:
   description:
     - The Deployments the module had to wait for (those that had not rolled out when applied),
       with the seconds spent on each, and the seconds spent waiting in all.
-    - C(webhooks) lists the webhook configurations whose CA bundle it had to wait for, with the
-      seconds since the wait began (only when there were any).
+    - C(webhooks) lists the webhook configurations (C(kind), C(name)) whose CA bundle it had to
+      wait for, with the seconds since the wait began (only when there were any).
   returned: always
   type: dict
   sample: {deployments: [{namespace: colors-web, name: colors-web, seconds: 2.1}], seconds: 2.3}
@@ -387,7 +403,12 @@ import typing as t
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.zerotrust.aks.plugins.module_utils import _validation
-from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_apply import Engine, EngineError, Options
+from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_apply import (
+    DEFAULT_APPLY_AFTER_ROLLOUT,
+    Engine,
+    EngineError,
+    Options,
+)
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_client import Client
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_connection import (
     ConnectionConfigError,
@@ -408,11 +429,7 @@ ARGUMENT_SPEC: dict[str, t.Any] = {
     "field_manager": {"type": "str", "default": "zerotrust-aks"},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 300},
-    "apply_after_rollout": {
-        "type": "list",
-        "elements": "str",
-        "default": ["Ingress", "ValidatingWebhookConfiguration"],
-    },
+    "apply_after_rollout": {"type": "list", "elements": "str", "default": list(DEFAULT_APPLY_AFTER_ROLLOUT)},
     "prune": {"type": "bool", "default": True},
     "delete_crds": {"type": "bool", "default": False},
     **auth_argument_spec(),

@@ -10,7 +10,7 @@ import typing as t
 
 import pytest
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_apply import (
-    WEBHOOK_COLLECTION,
+    WEBHOOK_COLLECTIONS,
     EngineError,
 )
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_client import Response
@@ -111,8 +111,10 @@ def test_webhook_first_then_its_ca_bundle_then_the_ingresses() -> None:
         "WATCH v1",  # /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations
         "PATCH ingresses",
     ]
-    assert api.watches == [WEBHOOK_COLLECTION]
-    assert [w["name"] for w in run.waited["webhooks"]] == ["ingress-admission"]
+    assert api.watches == [WEBHOOK_COLLECTIONS["ValidatingWebhookConfiguration"]]
+    assert [(w["kind"], w["name"]) for w in run.waited["webhooks"]] == [
+        ("ValidatingWebhookConfiguration", "ingress-admission")
+    ]
 
 
 def test_a_configuration_that_brings_its_ca_bundle_needs_no_wait() -> None:
@@ -132,6 +134,7 @@ def test_no_ca_bundle_in_time_fails_naming_the_webhook_and_applies_no_ingress() 
     message = str(failure.value)
     assert "CA bundle of ValidatingWebhookConfiguration ingress-admission" in message
     assert "validate.nginx.ingress.kubernetes.io" in message and "admission-patch Job" in message
+    assert "the objects of kind Ingress were not applied" in message and "cainjector" not in message
     assert "ingresses" not in applied(api)
 
 

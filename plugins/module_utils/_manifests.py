@@ -23,6 +23,10 @@ KNOWN_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
     ("secrets-store.csi.x-k8s.io/v1", "SecretProviderClass"),
+    # cert-manager TLS: the issuers before the Certificates they sign.
+    ("cert-manager.io/v1", "ClusterIssuer"),
+    ("cert-manager.io/v1", "Issuer"),
+    ("cert-manager.io/v1", "Certificate"),
     ("networking.k8s.io/v1", "IngressClass"),
     ("v1", "Service"),
     ("apps/v1", "Deployment"),

@@ -29,7 +29,7 @@ from .test_network_policies import (
     allowed,
     rendered_pods,
 )
-from .test_render import KUBERNETES_VERSION, containers, strict
+from .test_render import CRD_FILES, KUBERNETES_VERSION, containers, strict
 
 PROFILE = "gateway"
 OAUTH2 = "oauth2-proxy"
@@ -97,10 +97,17 @@ def vendored_crds() -> list[dict[str, t.Any]]:
     ]
 
 
+def schema_crds() -> list[dict[str, t.Any]]:
+    """The vendored CRDs and those the render tests keep for kinds the collection does not ship
+    (the Secrets Store CSI driver's SecretProviderClass, aks)."""
+    kept = [doc for path in set(CRD_FILES.values()) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return vendored_crds() + kept
+
+
 def crd_schemas() -> dict[tuple[str, str], dict[str, t.Any]]:
     """(apiVersion, kind) -> the strict schema of every served version of every vendored CRD."""
     schemas = {}
-    for crd in vendored_crds():
+    for crd in schema_crds():
         spec = crd["spec"]
         for version in spec["versions"]:
             if version.get("served"):
@@ -549,3 +556,111 @@ def test_bad_values_fail_before_anything_is_rendered(
 def test_render_needs_no_kubeconfig(gateway: Render) -> None:
     assert "kubeconfig" not in (gateway.result.stdout + gateway.result.stderr).lower()
     assert isinstance(gateway.directory, Path) and gateway.result.returncode == 0
+
+
+# --- 5. With cert-manager TLS (inventory/gateway-cert-manager.yml: aks, ACME, cert-manager installed)
+
+
+@pytest.fixture(scope="module")
+def with_cert_manager(render_profile: RenderProfile) -> Render:
+    return render_profile("gateway-cert-manager")
+
+
+def test_cert_manager_profile_validates_and_scans_clean(
+    with_cert_manager: Render, schemas: dict[tuple[str, str], t.Any]
+) -> None:
+    objects = custom(with_cert_manager, schemas)
+    kinds = {obj["kind"] for obj in objects.values()}
+    assert {"Certificate", "ClusterIssuer", "Gateway", "HTTPRoute", "Middleware"} <= kinds
+    for name, obj in objects.items():
+        try:
+            jsonschema.validate(obj, schemas[(obj["apiVersion"], obj["kind"])])
+        except jsonschema.ValidationError as error:
+            pytest.fail(f"{name}: {error.message} at {list(error.absolute_path)}")
+    others = [n for n in with_cert_manager.objects if n not in objects]
+    assert {with_cert_manager.objects[n]["apiVersion"] for n in others} <= BUILTIN_API_VERSIONS | {
+        "admissionregistration.k8s.io/v1"
+    }
+    result = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "kubernetes-validate"),
+            "--strict",
+            "-k",
+            KUBERNETES_VERSION,
+            *(str(with_cert_manager.directory / n) for n in others),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    problems = [line for line in result.stdout.splitlines() if not line.startswith("INFO")]
+    assert result.returncode == 0 and not problems, result.stdout + result.stderr
+    assert_checkov_clean(with_cert_manager.directory)
+
+
+def test_the_site_certificate_is_issued_where_the_gateway_reads_it(with_cert_manager: Render) -> None:
+    (certificate,) = [c for c in with_cert_manager.of_kind("Certificate") if c["metadata"]["namespace"] == GATEWAY_NS]
+    spec = certificate["spec"]
+    assert spec["secretName"] == "zerotrust-aks-tls"
+    assert spec["dnsNames"] == ["colors.aks.render.test"]
+    assert spec["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "zerotrust-aks-acme"}
+    https = next(
+        listener
+        for listener in with_cert_manager.get("Gateway", GATEWAY_NS, "zerotrust-aks")["spec"]["listeners"]
+        if listener["name"] == "https"
+    )
+    assert https["tls"]["certificateRefs"][0]["name"] == spec["secretName"]
+    assert [c["metadata"]["namespace"] for c in with_cert_manager.of_kind("Certificate")] == [GATEWAY_NS], (
+        "no app namespace needs the certificate on this edge"
+    )
+
+
+def test_acme_http01_is_answered_through_the_gateways_http_listener(with_cert_manager: Render) -> None:
+    issuer = with_cert_manager.get("ClusterIssuer", None, "zerotrust-aks-acme")["spec"]["acme"]
+    assert issuer["email"] == "ops@render.test"
+    assert issuer["solvers"] == [
+        {
+            "http01": {
+                "gatewayHTTPRoute": {
+                    "parentRefs": [
+                        {
+                            "group": "gateway.networking.k8s.io",
+                            "kind": "Gateway",
+                            "name": "zerotrust-aks",
+                            "namespace": GATEWAY_NS,
+                            "sectionName": "http",
+                        }
+                    ]
+                }
+            }
+        }
+    ]
+    listeners = {
+        listener["name"]: listener["allowedRoutes"]["namespaces"]
+        for listener in with_cert_manager.get("Gateway", GATEWAY_NS, "zerotrust-aks")["spec"]["listeners"]
+    }
+    # cert-manager makes the solver's HTTPRoute in the Certificate's namespace: the http listener
+    # admits it; the https listener still takes routes from oauth2-proxy's namespace only.
+    assert listeners["http"]["selector"]["matchExpressions"][0]["values"] == [OAUTH2, GATEWAY_NS]
+    assert listeners["https"]["selector"] == {"matchLabels": {"kubernetes.io/metadata.name": OAUTH2}}
+    policies = with_cert_manager.of_kind("NetworkPolicy")
+    traefik = rendered_pods(with_cert_manager)["traefik"]
+    solver = Pod("cm-acme-http-solver", GATEWAY_NS, {"acme.cert-manager.io/http01-solver": "true"})
+    assert allowed(policies, traefik, solver, 8089)
+    assert not allowed(policies, INTRUDER, solver, 8089)
+    assert not allowed(policies, traefik, solver, 8080)
+    assert not allowed(policies, solver, INTERNET, 443), "the solver calls nobody"
+
+
+def test_a_ca_issuer_needs_no_route_on_the_http_listener(render_profile: RenderProfile) -> None:
+    result = render_profile(
+        "gateway-cert-manager", "-e", json.dumps({"zerotrust_aks_cert_manager_issuer_create": "ca"})
+    )
+    listeners = {
+        listener["name"]: listener["allowedRoutes"]["namespaces"]
+        for listener in result.get("Gateway", GATEWAY_NS, "zerotrust-aks")["spec"]["listeners"]
+    }
+    assert listeners["http"]["selector"]["matchExpressions"][0]["values"] == [OAUTH2]
+    assert not [p for p in result.of_kind("NetworkPolicy") if p["metadata"]["name"] == "acme-http01-solver"]
+    (site,) = [c for c in result.of_kind("Certificate") if c["metadata"]["namespace"] == GATEWAY_NS]
+    assert site["spec"]["issuerRef"]["name"] == "zerotrust-aks-ca"

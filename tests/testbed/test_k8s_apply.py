@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 import typing as t
 import uuid
 from collections.abc import Iterator
@@ -562,6 +564,107 @@ def test_absent_deletes_only_owned_objects(
 
     again = apply(state="absent", owner=owner, objects=objects)
     assert again["changed"] is False and again["deleted"] == []
+
+
+def test_a_mutating_webhook_configuration_is_applied_first_and_its_ca_bundle_waited_for(
+    apply: Applier, testbed: LocalTestbed
+) -> None:
+    """cert-manager's cainjector writes the caBundle of its MutatingWebhookConfiguration only once the
+    configuration exists; the objects deferred with it must wait for that. Here the test writes it,
+    a few seconds after the engine applied the configuration. The webhook matches a resource nobody
+    has (and would be ignored if called), so the configuration admits nothing for real."""
+    owner, ns = unique("o"), unique("zt")
+    name = unique("zt-mutating")
+    configuration = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name, "annotations": {"cert-manager.io/inject-ca-from-secret": f"{ns}/webhook-ca"}},
+        "webhooks": [
+            {
+                "name": "noop.zerotrust-aks.test",
+                "clientConfig": {"service": {"name": "webhook", "namespace": ns, "path": "/mutate"}},
+                "rules": [
+                    {
+                        "apiGroups": ["zerotrust-aks.test"],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["nothings"],
+                    }
+                ],
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+            }
+        ],
+    }
+    deferred = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after-the-ca-bundle", "namespace": ns}}
+    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}, configuration, deferred]
+    ca_bundle = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nnot checked here\n-----END CERTIFICATE-----\n")
+    patch = json.dumps([{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": ca_bundle.decode()}])
+    delay = 3.0
+    written: list[float] = []
+
+    def cainjector() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if testbed.kubectl_run("get", "mutatingwebhookconfiguration", name, check=False).returncode == 0:
+                time.sleep(delay)
+                testbed.kubectl_run("patch", "mutatingwebhookconfiguration", name, "--type=json", "-p", patch)
+                written.append(time.monotonic())
+                return
+            time.sleep(0.2)
+
+    writer = threading.Thread(target=cainjector, daemon=True)
+    offset = testbed.audit_log.stat().st_size
+    writer.start()
+    try:
+        result = apply(
+            owner=owner,
+            objects=objects,
+            apply_after_rollout=["MutatingWebhookConfiguration", "ConfigMap"],
+            prune=False,
+        )
+        writer.join(timeout=130)
+        assert result.get("failed") is not True, result.get("msg")
+        assert written, "the test never wrote the CA bundle"
+        assert result["counts"] == {"created": 3, "configured": 0, "unchanged": 0}
+        waited = result["waited"]["webhooks"]
+        assert [(w["kind"], w["name"]) for w in waited] == [("MutatingWebhookConfiguration", name)]
+        assert waited[0]["seconds"] >= delay - 1, waited
+
+        events = audit_events(testbed, offset)
+        assert len(events) == result["requests"]
+        order = [
+            (e["verb"], e["objectRef"]["resource"])
+            for e in events
+            if e["verb"] in ("patch", "watch") and e["objectRef"].get("resource") != "namespaces"
+        ]
+        assert order[:3] == [
+            ("patch", "mutatingwebhookconfigurations"),  # the configuration
+            ("patch", "mutatingwebhookconfigurations"),  # its ownership label (created by this run)
+            ("watch", "mutatingwebhookconfigurations"),
+        ], order
+        assert order[3:] == [("patch", "configmaps")], order
+        # The ConfigMap was sent after the CA bundle was written (by the test, not the module).
+        with testbed.audit_log.open("rb") as stream:
+            stream.seek(offset)
+            everything = [json.loads(line) for line in stream.read().splitlines()]
+        bundle = next(
+            e["stageTimestamp"]
+            for e in everything
+            if e["verb"] == "patch"
+            and e["objectRef"].get("resource") == "mutatingwebhookconfigurations"
+            and not e.get("userAgent", "").startswith(USER_AGENT)
+            and e.get("stage") == "ResponseComplete"
+        )
+        configmap = next(
+            e["requestReceivedTimestamp"]
+            for e in events
+            if e["verb"] == "patch" and e["objectRef"].get("resource") == "configmaps"
+        )
+        assert configmap > bundle, (configmap, bundle)
+    finally:
+        testbed.kubectl_run("delete", "mutatingwebhookconfiguration", name, "--ignore-not-found", check=False)
 
 
 def test_unreachable_cluster_messages_name_the_kubeconfig(apply: Applier, tmp_path: Path) -> None:

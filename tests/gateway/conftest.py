@@ -5,15 +5,18 @@ the ``gateway`` stage of scripts/test): see README.md. Elsewhere every test is s
 pointer to the runner — unless ``ZEROTRUST_AKS_GATEWAY_NETNS=1`` (the runner sets it), where
 that is an error.
 
-Session fixtures, in order (each usable on its own, e.g. by test_cert_manager.py):
+Session fixtures, in order (each usable on its own):
 
-- ``gateway_testbed``: ``testbed/testbed up`` with a state folder of the session's own, on the
-  namespace's 127.0.0.1; taken down at the end (and its processes die with the namespace anyway).
-  ``module_testbed`` is another one for a module that changes cluster-wide state the edge
-  depends on (test_cert_manager.py: its Certificates write the site Secret);
+- ``gateway_testbed``: ``testbed/testbed up --cert-manager --cert-manager-crds`` with a state
+  folder of the session's own, on the namespace's 127.0.0.1: the control plane and cert-manager's
+  real controllers (the cluster's cert-manager, which the collection does not install here: kwok
+  runs no containers); taken down at the end (and its processes die with the namespace anyway).
+  ``module_testbed`` is a plain one of a module's own, for a module that changes cluster-wide
+  state or runs controllers of its own (test_cert_manager.py: its fast-renewing Certificates);
 - ``gateway_playbook``: site.yml bound to that testbed with ``-i inventories/local -i
   inventories/testbed -e @tests/gateway/stack.yml`` (call it with more ``extra_vars``);
-- ``stack_applied``: the app namespaces of ``apps.yml``, then the stack converged once;
+- ``stack_applied``: the app namespaces of ``apps.yml`` and cert-manager's namespace, then the
+  stack converged once (TLS by cert-manager: the collection's CA issuer chain, site Certificate);
 - ``cluster_state``: the objects read back once every Pod has an IP and every Service its endpoints;
 - ``edge``: Traefik, oauth2-proxy, the IdP and the stand-in apps running (edge.py).
 """
@@ -31,6 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 from authflow import harness
+from controlplane import certmanager
 from kubernetes import client, config
 from support.playbook import REPO, Playbook
 
@@ -55,15 +59,8 @@ MALLORY = harness.IdpUser("mallory", "mallory-pw", "mallory@example.com", groups
 USERS = (JANE, ALICE, BOB, MALLORY)
 
 
-# Modules that rewrite what the edge serves on the session's testbed (test_cert_manager.py: its
-# Certificates write the site Secret): they run after every other test of the suite.
-LAST = ("test_cert_manager.py",)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ours = [item for item in items if Path(str(item.fspath)).is_relative_to(HERE)]
-    last = [item for item in ours if Path(str(item.fspath)).name in LAST]
-    items[:] = [item for item in items if item not in last] + last
     try:
         check_private_namespace()
     except NotInPrivateNamespace as e:
@@ -134,16 +131,18 @@ def private_testbed(
 
 @pytest.fixture(scope="session")
 def gateway_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayTestbed]:
-    """The session's testbed: the stack is applied to it and the edge serves it. Tests that
-    change what the edge serves (e.g. Certificates writing the site Secret) use ``module_testbed``."""
-    with private_testbed(tmp_path_factory, "gateway-testbed") as testbed:
+    """The session's testbed: the stack is applied to it and the edge serves it. cert-manager's
+    controllers run with it (as the testbed's admin, with the CRDs of roles/cert_manager applied
+    first): they issue the site certificate the edge serves (stack.yml: cert-manager mode). Tests
+    that change cluster-wide state or run controllers of their own use ``module_testbed``."""
+    with private_testbed(tmp_path_factory, "gateway-testbed", ["--cert-manager", "--cert-manager-crds"]) as testbed:
         yield testbed
 
 
 @pytest.fixture(scope="module")
 def module_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayTestbed]:
     """A testbed of the test module's own (another API server in the namespace, about 10 s to
-    start), taken down after the module."""
+    start; no cert-manager, no Traefik), taken down after the module."""
     with private_testbed(tmp_path_factory, "module-testbed") as testbed:
         yield testbed
 
@@ -164,8 +163,13 @@ def stack_vars() -> dict[str, t.Any]:
 
 @pytest.fixture(scope="session")
 def stack_applied(gateway_testbed: GatewayTestbed, gateway_playbook: Playbook) -> None:
-    """The apps' namespaces (apps.yml), then the stack applied once (site.yml)."""
+    """The apps' namespaces (apps.yml) and cert-manager's, then the stack applied once (site.yml)."""
     gateway_testbed.kubectl_run("apply", "-f", str(APPS))
+    # The namespace an installed cert-manager runs in, its cluster resource namespace: the tls
+    # role puts the CA Certificate (and so the CA issuer's Secret) there. The testbed runs
+    # cert-manager as a process, so nothing made it; stack.yml keeps the default namespace, the
+    # one the testbed's controller is started with.
+    gateway_testbed.kubectl_run("create", "namespace", certmanager.NAMESPACE)
     gateway_playbook()
 
 

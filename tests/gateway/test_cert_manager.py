@@ -1,5 +1,10 @@
 """cert-manager TLS with the real controller: cert-manager v1.21.2's own control loops
-(testbed/certmanager, built by testbed/build) against the suite's testbed API server.
+(testbed/certmanager, built by testbed/build) against a testbed of this module's own
+(``module_testbed``), started with the role's RBAC.
+
+Not the session's testbed: there the edge serves the site Secret that the session's cert-manager
+issued (stack.yml), and the Certificates here are renewed every 30 s; two controllers on one API
+server would also fight over the same objects.
 
 Everything cert-manager gets is what the collection renders (render_cert_manager.yml: the stack
 model, then the cert_manager and tls roles with zerotrust_aks_tls_mode cert-manager): the CRDs of
@@ -124,8 +129,9 @@ def kubectl_apply(testbed: GatewayTestbed, objects: list[dict[str, t.Any]], path
 
 @pytest.fixture(scope="module")
 def controller(
-    gateway_testbed: GatewayTestbed, rendered: Rendered, tmp_path_factory: pytest.TempPathFactory
+    module_testbed: GatewayTestbed, rendered: Rendered, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Controller]:
+    testbed = module_testbed
     work = tmp_path_factory.mktemp("cert-manager")
     assert {c["metadata"]["name"] for c in rendered.crds} >= {
         "certificates.cert-manager.io",
@@ -133,16 +139,16 @@ def controller(
         "certificaterequests.cert-manager.io",
     }, "the cert_manager role rendered no cert-manager CRDs"
     crds = work / "crds.json"
-    kubectl_apply(gateway_testbed, rendered.crds, crds)
-    gateway_testbed.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
-    kubectl_apply(gateway_testbed, rendered.setup, work / "setup.json")
+    kubectl_apply(testbed, rendered.crds, crds)
+    testbed.kubectl_run("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crds))
+    kubectl_apply(testbed, rendered.setup, work / "setup.json")
     namespace = rendered.tls["cert_manager"]["namespace"]
-    token = gateway_testbed.kubectl_run(
+    token = testbed.kubectl_run(
         "create", "token", "cert-manager", f"--namespace={namespace}", "--duration=1h"
     ).stdout.strip()
     kubeconfig = work / "cert-manager.kubeconfig"
     certmanager.write_token_kubeconfig(
-        gateway_testbed.kubeconfig, kubeconfig, token=token, user=f"system:serviceaccount:{namespace}:cert-manager"
+        testbed.kubeconfig, kubeconfig, token=token, user=f"system:serviceaccount:{namespace}:cert-manager"
     )
     metrics, healthz = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     process = certmanager.start(
@@ -157,7 +163,7 @@ def controller(
         # What roles/cert_manager runs in a cluster (without the shims).
         extra=["--controllers=*,-ingress-shim"],
     )
-    running = Controller(process, gateway_testbed, healthz)
+    running = Controller(process, testbed, healthz)
     try:
         running.wait(lambda: certmanager.live(healthz), 30, "answering /livez")
         yield running

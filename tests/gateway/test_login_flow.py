@@ -12,16 +12,20 @@ and hands the browser oauth2-proxy's answer — the redirect to the IdP — with
 
 from __future__ import annotations
 
+import base64
 import datetime
 import socket
 import ssl
+import typing as t
 import urllib.parse
 
 import pytest
 import requests
 from authflow import harness
+from controlplane import certmanager
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from kubernetes import client
 
 from .checks import (
     authorize_query,
@@ -354,3 +358,82 @@ def test_the_certificate_verifies_for_the_site_host(edge: GatewayEdge) -> None:
         context.wrap_socket(sock, server_hostname=edge.host) as tls,
     ):
         assert tls.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def _cert_manager_object(api: client.ApiClient, plural: str, name: str, namespace: str = "") -> dict[str, t.Any]:
+    custom = client.CustomObjectsApi(api)
+    if namespace:
+        found = custom.get_namespaced_custom_object("cert-manager.io", "v1", namespace, plural, name)
+    else:
+        found = custom.get_cluster_custom_object("cert-manager.io", "v1", plural, name)
+    return t.cast(dict[str, t.Any], found)
+
+
+def _ready(obj: t.Mapping[str, t.Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        return bool(certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def test_the_served_certificate_is_the_one_cert_manager_issued_with_the_collections_ca(
+    edge: GatewayEdge, gateway_testbed: GatewayTestbed, stack_vars: dict[str, t.Any]
+) -> None:
+    """cert-manager mode (stack.yml) with the issuer chain the collection creates: the site
+    Certificate <instance>-site in the Gateway's namespace is Ready and wrote the listener's
+    Secret; ClusterIssuer <instance>-ca signed it with the CA Certificate <instance>-ca, which
+    ClusterIssuer <instance>-selfsigned made; Traefik serves exactly that leaf, and the browsers
+    trust only that CA (never the leaf itself)."""
+    assert stack_vars["zerotrust_aks_tls_mode"] == "cert-manager"
+    api = gateway_testbed.api
+    (gateway,) = edge.state.gateways
+    instance, namespace = gateway["metadata"]["name"], gateway["metadata"]["namespace"]  # named after the instance
+    (secret_name,) = {
+        ref["name"]
+        for listener in gateway["spec"]["listeners"]
+        for ref in (listener.get("tls") or {}).get("certificateRefs") or []
+    }
+
+    site = _cert_manager_object(api, "certificates", f"{instance}-site", namespace)
+    assert _ready(site), site.get("status")
+    assert site["spec"]["secretName"] == secret_name
+    assert site["spec"]["dnsNames"][0] == edge.host
+    assert sorted(site["spec"]["dnsNames"]) == sorted(edge.hosts)
+    assert site["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": f"{instance}-ca"}
+    ca_issuer = _cert_manager_object(api, "clusterissuers", f"{instance}-ca")
+    assert _ready(ca_issuer), ca_issuer.get("status")
+    ca_certificate = _cert_manager_object(api, "certificates", f"{instance}-ca", certmanager.NAMESPACE)
+    assert _ready(ca_certificate), ca_certificate.get("status")
+    assert ca_certificate["spec"]["isCA"] is True
+    assert ca_certificate["spec"]["secretName"] == ca_issuer["spec"]["ca"]["secretName"]
+    assert ca_certificate["spec"]["issuerRef"]["name"] == f"{instance}-selfsigned"
+    assert _ready(_cert_manager_object(api, "clusterissuers", f"{instance}-selfsigned"))
+
+    core = client.CoreV1Api(api)
+    listener_secret = core.read_namespaced_secret(secret_name, namespace)
+    annotations = (listener_secret.metadata and listener_secret.metadata.annotations) or {}
+    assert annotations.get("cert-manager.io/certificate-name") == f"{instance}-site", annotations
+    assert annotations.get("cert-manager.io/issuer-name") == f"{instance}-ca", annotations
+    ca_data = core.read_namespaced_secret(ca_certificate["spec"]["secretName"], certmanager.NAMESPACE).data or {}
+    ca = x509.load_pem_x509_certificate(base64.b64decode(ca_data["tls.crt"]))
+    assert ca.subject == ca.issuer, "the CA should be a self-signed root (ClusterIssuer selfSigned)"
+    assert ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == f"{instance} CA"
+    assert _is_ca(ca)
+
+    for host in edge.hosts:
+        served = x509.load_der_x509_certificate(edge.served_certificate(host))
+        assert served == x509.load_pem_x509_certificate(base64.b64decode((listener_secret.data or {})["tls.crt"]))
+        assert served.issuer == ca.subject
+        served.verify_directly_issued_by(ca)
+        assert served.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == edge.host
+        names = served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert names.get_values_for_type(x509.DNSName) == site["spec"]["dnsNames"]
+        assert not _is_ca(served)
+    # What the browsers of this suite trust: the CA alone (the Secret's ca.crt), not the leaf.
+    assert x509.load_pem_x509_certificates(edge.ca_file.read_bytes()) == [ca]

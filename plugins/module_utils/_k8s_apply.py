@@ -190,13 +190,17 @@ class Engine:
 
     # --- kinds ---------------------------------------------------------------------------
 
-    def preflight(self, objects: t.Sequence[t.Mapping[str, t.Any]]) -> None:
+    def preflight(
+        self, objects: t.Sequence[t.Mapping[str, t.Any]], secret_specs: t.Sequence[t.Mapping[str, t.Any]] = ()
+    ) -> None:
         """Fail before any write when a kind is neither served nor defined by a CRD in OBJECTS,
-        or an object's namespace does not fit its kind's scope."""
+        an object's namespace does not fit its kind's scope, or an object (or generated Secret)
+        belongs in a namespace that neither exists nor is among OBJECTS."""
         for obj in objects:
             if obj["kind"] == CRD_KIND:
                 spec = obj.get("spec") or {}
                 self._crds[(str(spec.get("group")), str((spec.get("names") or {}).get("kind")))] = dict(obj)
+        missing: dict[str, list[str]] = {}
         for obj in objects:
             api_version, kind, namespace = identity(obj)[:3]
             resource = self.discovery.get(api_version, kind)
@@ -214,6 +218,23 @@ class Engine:
                 raise EngineError(f"{describe(obj)}: {kind} is namespaced; set metadata.namespace")
             if not namespaced and namespace:
                 raise EngineError(f"{describe(obj)}: {kind} is cluster-scoped; remove metadata.namespace")
+            if namespaced and namespace not in self.existing:
+                missing.setdefault(namespace, []).append(describe(obj))
+        for spec in secret_specs:
+            namespace = str(spec.get("namespace") or "")
+            if namespace and namespace not in self.existing:
+                missing.setdefault(namespace, []).append(f"Secret {namespace}/{spec.get('name')}")
+        created = {identity(obj)[3] for obj in objects if obj["kind"] == "Namespace"}
+        absent = {namespace: what for namespace, what in missing.items() if namespace not in created}
+        if absent:
+            raise EngineError(
+                "; ".join(
+                    f"namespace {namespace} does not exist and these objects do not create it, so nothing can be "
+                    f"applied to it: {', '.join(what[:3])}{f' and {len(what) - 3} more' if len(what) > 3 else ''}"
+                    for namespace, what in sorted(absent.items())
+                )
+                + ". Nothing was changed. Create the namespace first, or have the collection install what owns it."
+            )
 
     def resource(self, obj: t.Mapping[str, t.Any]) -> Resource | None:
         """The Resource of OBJ; for a kind its CRD defines in this run, after waiting until the
@@ -253,7 +274,7 @@ class Engine:
         sorted_objects(objects)  # duplicates fail before connecting
         self.connect()
         self.load_namespaces()
-        self.preflight(objects)
+        self.preflight(objects, secret_specs)
         current: dict[tuple[str, str], dict[str, t.Any] | None] = {}
         for namespace, name in secrets_to_read(secret_specs):
             current[(namespace, name)] = self._get_secret(namespace, name)

@@ -221,7 +221,7 @@ def test_rollouts_then_both_configurations_then_both_ca_bundles_then_the_certifi
 
 
 def test_without_the_install_the_certificates_and_issuers_come_last_with_nothing_to_wait_for() -> None:
-    api = CertManagerApi()
+    api = CertManagerApi({"colors": {}, "cert-manager": {}})  # a cert-manager installed by someone else
     run = engine(api)
     run.present([*tls_objects(), namespace("colors")], [], {})
     assert [e for e in api.events if e.startswith("WATCH")] == []
@@ -278,7 +278,7 @@ def test_a_denial_is_not_tried_again(refusal: tuple[int, str]) -> None:
 
 def test_without_webhook_configurations_in_the_run_a_failed_webhook_call_fails_at_once() -> None:
     # cert-manager installed by somebody else and not answering: nothing of ours to wait for.
-    api = CertManagerApi(refuse=1)
+    api = CertManagerApi({"colors": {}, "cert-manager": {}}, refuse=1)
     with pytest.raises(EngineError, match="failed calling webhook"):
         engine(api).present([*tls_objects(), namespace("colors")], [], {})
     assert len([e for e in api.events if e.split(" ")[1].split("/")[0] in CERT_MANAGER_KINDS]) == 1

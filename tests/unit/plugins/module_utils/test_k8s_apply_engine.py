@@ -195,6 +195,20 @@ def test_namespaced_object_without_namespace_fails_before_any_write() -> None:
     assert api.writes() == []
 
 
+def test_objects_in_a_namespace_nobody_creates_fail_before_any_write() -> None:
+    api = FakeApi({"colors": {}}, lambda path, body: 201)
+    objects = [namespace("shop"), configmap("shop"), configmap("colors"), configmap("cert-manager")]
+    secret = {"namespace": "wiki", "name": "site-tls", "type": "kubernetes.io/tls", "keys": {}}
+    with pytest.raises(EngineError) as info:
+        engine(api).present(objects, [secret], {})
+    message = str(info.value)
+    assert "namespace cert-manager does not exist and these objects do not create it" in message
+    assert "ConfigMap cert-manager/" in message and "Secret wiki/site-tls" in message
+    assert "namespace shop" not in message and "namespace colors" not in message  # created / existing
+    assert "Nothing was changed" in message
+    assert api.writes() == []
+
+
 def test_a_refused_secret_is_reported_without_its_value() -> None:
     value = "s3cr3t-client-secret"
     api = FakeApi({"colors": {OWNER_LABEL: OWNER}}, lambda path, body: 422 if "secrets" in path else 201)

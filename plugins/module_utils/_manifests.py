@@ -42,6 +42,10 @@ KNOWN_KINDS: tuple[tuple[str, str], ...] = (
     ("traefik.io/v1alpha1", "Middleware"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
     ("networking.k8s.io/v1", "Ingress"),
+    # cert-manager's webhook configurations: known, so that pruning finds the mutating one once
+    # cert-manager is no longer installed by the stack (left behind, with failurePolicy Fail it
+    # would refuse every CertificateRequest in the cluster).
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
     ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"),
 )
 KIND_ORDER: tuple[str, ...] = tuple(pair[1] for pair in KNOWN_KINDS)

@@ -20,6 +20,8 @@ from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_apply import (
     Options,
 )
 from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_client import ApiError, Response
+from ansible_collections.zerotrust.aks.plugins.module_utils._k8s_teardown import kinds_to_list, prune
+from ansible_collections.zerotrust.aks.plugins.module_utils._manifests import OWNER_LABEL
 from ansible_collections.zerotrust.aks.tests.unit.plugins.module_utils.test_k8s_apply_engine import (
     DISCOVERY,
     OWNER,
@@ -292,3 +294,20 @@ def test_check_mode_writes_nothing_and_waits_for_nothing() -> None:
     assert writes and all(c[0] == "PATCH" and c[2].get("dryRun") == "All" for c in writes)
     assert [c for c in api.calls if c[0] == "WATCH"] == []
     assert len(run.objects) == 10
+
+
+def test_pruning_finds_the_webhook_configurations_once_cert_manager_is_no_longer_installed() -> None:
+    # zerotrust_aks_cert_manager_install switched off: the next run's objects hold no webhook
+    # configuration, but the owned ones it left must still be listed (and so pruned).
+    api = CertManagerApi(namespaces={"colors": {OWNER_LABEL: OWNER}})
+    stale = {"metadata": {"name": "cert-manager-webhook", "uid": "u1", "labels": {OWNER_LABEL: OWNER}}}
+    api.lists = {MUTATING: [stale], VALIDATING: [dict(stale, metadata=dict(stale["metadata"], uid="u2"))]}
+    run = engine(api)
+    run.present([namespace("colors")], [], {})
+    prune(run, [namespace("colors")])
+    assert sorted((p["kind"], p["name"]) for p in run.pruned) == [
+        ("MutatingWebhookConfiguration", "cert-manager-webhook"),
+        ("ValidatingWebhookConfiguration", "cert-manager-webhook"),
+    ]
+    # Apply order: last, with the validating one.
+    assert [k for _, k in kinds_to_list([])][-2:] == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]

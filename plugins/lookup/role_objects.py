@@ -13,6 +13,9 @@ description:
   - Renders each named template (searched like the C(ansible.builtin.template) lookup, in the calling role's
     C(templates/) folder first) with the task's variables, parses the result as YAML documents, and returns
     every non-empty document as one object, in order.
+  - A document of C(apiVersion: v1) and C(kind: List) (what C(kubectl get -o yaml) writes, and how the vendored
+    CRD files hold their many objects in one YAML document) stands for its C(items), in order, as it does for
+    C(kubectl apply -f); a List among the items is expanded the same way. The List itself is never returned.
   - Unlike C(ansible.builtin.template), it does not deep-copy every variable of the play for each template.
     That copy grows with every fact the play holds, and it made computing the stack's objects take most of a
     no-op run. The templates see the same variables, without the C(template_*) helpers.
@@ -32,7 +35,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _list:
-  description: The objects of all templates, in order (one per YAML document, empty documents dropped).
+  description:
+    - The objects of all templates, in order (one per YAML document, empty documents dropped).
+    - A C(kind: List) document gives its items in its place, not itself.
   type: list
   elements: dict
 """
@@ -78,7 +83,28 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             for document in documents:
                 if document is None:
                     continue
-                if not isinstance(document, dict):
-                    raise AnsibleError(f"role_objects: {term} rendered a document that is not an object")
-                objects.append(document)
+                objects.extend(_expand(term, document))
         return objects
+
+
+def _is_list(obj: dict[str, t.Any]) -> bool:
+    return obj.get("apiVersion") == "v1" and obj.get("kind") == "List"
+
+
+def _expand(term: str, document: t.Any) -> list[dict[str, t.Any]]:
+    """DOCUMENT as the objects it stands for: itself, or the items of a v1 List (recursively)."""
+    if not isinstance(document, dict):
+        raise AnsibleError(f"role_objects: {term} rendered a document that is not an object")
+    if not _is_list(document):
+        return [document]
+    items = document.get("items")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise AnsibleError(f"role_objects: {term} rendered a List whose items are not a list")
+    objects: list[dict[str, t.Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise AnsibleError(f"role_objects: {term} rendered a List with an item that is not an object")
+        objects.extend(_expand(term, item))
+    return objects

@@ -31,7 +31,7 @@ from testkit.process import ManagedProcess
 from .api import Api
 from .state import TESTBED_DIR
 
-# What roles/cert_manager ships (scripts/vendor-crds writes it from cert-manager's module).
+# What roles/cert_manager ships (scripts/vendor_crds.py writes it from cert-manager's module).
 CRDS_DIR = TESTBED_DIR.parent / "roles" / "cert_manager" / "files" / "crds"
 FIELD_MANAGER = "zerotrust-aks-testbed"
 NAMESPACE = "cert-manager"
@@ -50,7 +50,7 @@ def crds_file() -> Path:
     )
     path = CRDS_DIR / f"cert-manager-{versions['CERT_MANAGER_VERSION']}.yml"
     if not path.exists():
-        raise CertManagerError(f"{path} is missing: run scripts/vendor-crds")
+        raise CertManagerError(f"{path} is missing: run python scripts/vendor_crds.py")
     return path
 
 

@@ -13,9 +13,10 @@ description:
   - Renders each named template (searched like the C(ansible.builtin.template) lookup, in the calling role's
     C(templates/) folder first) with the task's variables, parses the result as YAML documents, and returns
     every non-empty document as one object, in order.
-  - A document of C(apiVersion: v1) and C(kind: List) (what C(kubectl get -o yaml) writes, and how the vendored
-    CRD files hold their many objects in one YAML document) stands for its C(items), in order, as it does for
-    C(kubectl apply -f); a List among the items is expanded the same way. The List itself is never returned.
+  - A document whose C(apiVersion) is C(v1) and C(kind) is C(List) (what C(kubectl get -o yaml) writes, and
+    how the vendored CRD files hold their many objects in one YAML document) stands for its C(items), in order,
+    as it does for C(kubectl apply -f); a List among the items is expanded the same way. The List itself is
+    never returned.
   - Unlike C(ansible.builtin.template), it does not deep-copy every variable of the play for each template.
     That copy grows with every fact the play holds, and it made computing the stack's objects take most of a
     no-op run. The templates see the same variables, without the C(template_*) helpers.
@@ -37,7 +38,7 @@ RETURN = r"""
 _list:
   description:
     - The objects of all templates, in order (one per YAML document, empty documents dropped).
-    - A C(kind: List) document gives its items in its place, not itself.
+    - A v1 C(List) document gives its items in its place, not itself.
   type: list
   elements: dict
 """

@@ -8,9 +8,11 @@ import typing as t
 from pathlib import Path
 
 import pytest
+import yaml
 from ansible.errors import AnsibleError
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
+from ansible_collections.zerotrust.aks.plugins.lookup import role_objects
 from ansible_collections.zerotrust.aks.plugins.lookup.role_objects import LookupModule
 
 
@@ -87,3 +89,9 @@ def test_only_a_v1_list_is_expanded(tmp_path: Path) -> None:
 def test_what_is_not_an_object_is_refused(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(AnsibleError, match=message):
         objects(tmp_path, {"bad.yml.j2": text})
+
+
+def test_the_documentation_is_yaml() -> None:
+    """Ansible refuses to load the plugin at all when it is not (a "key: value" in a plain scalar)."""
+    for text in (role_objects.DOCUMENTATION, role_objects.EXAMPLES, role_objects.RETURN):
+        assert yaml.safe_load(text)

@@ -8,8 +8,12 @@
 Each entry of SOURCES names a Go module, the testbed/versions.env key pinning its version, the
 globs (relative to the module's root) of the CRD files in it, the destination in this
 repository and the module's licence. The module is downloaded with the testbed's Go
-environment (the module proxy; `testbed/build` uses the same cache), the matching files are
-concatenated in name order under a header naming module, version, paths and licence.
+environment (the module proxy; `testbed/build` uses the same cache). The documents of the
+matching files, in name order, become the items of ONE YAML document, a v1 List, under a header
+naming module, version, paths and licence: ansible-test's yamllint refuses a file of several
+documents, and `kubectl apply -f` and the role_objects lookup take a List for its items. Each
+CRD's text is the module's own, indented into the List's sequence; the file is parsed back and
+must give exactly the module's documents.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import typing as t
+
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VERSIONS_ENV = ROOT / "testbed" / "versions.env"
@@ -120,6 +127,27 @@ def documents(text: str) -> list[str]:
     return [doc.strip("\n") for doc in docs if doc.strip()]
 
 
+def list_item(doc: str) -> str:
+    """DOC's text as an item of the List's block sequence: every line four columns further in, the
+    first one that is not a comment after "  - ". Empty lines stay empty."""
+    lines = []
+    started = False
+    for line in doc.splitlines():
+        if not line:
+            lines.append("")
+        elif not started and not line.lstrip().startswith("#"):
+            lines.append(f"  - {line}")
+            started = True
+        else:
+            lines.append(f"    {line}")
+    return "\n".join(lines)
+
+
+def load(text: str) -> t.Any:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)  # noqa: S506  # a safe loader, C or Python
+
+
 def render(source: Source, version: str) -> str:
     root = module_dir(source.module, version)
     paths = sorted({p for pattern in source.globs for p in root.glob(pattern)})
@@ -133,7 +161,15 @@ def render(source: Source, version: str) -> str:
         f"# Licence: {source.licence}.",
     ]
     body = [doc for p in paths for doc in documents(p.read_text())]
-    return "\n".join(header) + "\n" + "".join(f"---\n{doc}\n" for doc in body)
+    text = "\n".join([*header, "---", "apiVersion: v1", "kind: List", "items:", *map(list_item, body)]) + "\n"
+    # The List must hold exactly the module's CRDs, in order: the indenting changes no value.
+    expected = [load(doc) for doc in body]
+    for crd in expected:
+        if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
+            sys.exit(f"vendor_crds: {source.module}@{version} holds a document that is not a CRD")
+    if load(text) != {"apiVersion": "v1", "kind": "List", "items": expected}:
+        sys.exit(f"vendor_crds: the List of {source.module}@{version} does not parse back to its CRDs")
+    return text
 
 
 def main() -> int:

@@ -88,13 +88,15 @@ def versions() -> dict[str, str]:
 
 
 def vendored_crds() -> list[dict[str, t.Any]]:
-    return [
-        doc
-        for folder in CRD_FOLDERS
-        for path in sorted(folder.glob("*.yml"))
-        for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader)
-        if doc
-    ]
+    """The CRDs of the roles' files: each file is one v1 List (scripts/vendor_crds.py)."""
+    crds = []
+    for folder in CRD_FOLDERS:
+        for path in sorted(folder.glob("*.yml")):
+            documents = [doc for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader) if doc]
+            assert [(d["apiVersion"], d["kind"]) for d in documents] == [("v1", "List")], path
+            crds += documents[0]["items"]
+    assert {crd["kind"] for crd in crds} == {"CustomResourceDefinition"}
+    return crds
 
 
 def schema_crds() -> list[dict[str, t.Any]]:

@@ -108,8 +108,7 @@ def traefik_invocation(
     deployed_ping = ports.pop(traefik.PING_ENTRYPOINT, None)
     ping_address = f"{pod_ip}:{deployed_ping or DEFAULT_PING_PORT}"
     entrypoints = {name: f"{pod_ip}:{port}" for name, port in ports.items()}
-    argv = traefik.argv(
-        binary,
+    flags = traefik.arguments(
         api_url=api_url,
         token_file=token_file,
         ca_file=ca_file,
@@ -119,6 +118,7 @@ def traefik_invocation(
         status_ip=None,
         extra=[a for a in args if _entrypoint_address(a) is None],
     )
+    argv = [str(binary), *flags]
     why = "the Pod's IP: every Pod shares the namespace's network"
     overrides = [harness.Override(f"--entrypoints.{n}.address", f":{ports[n]}", a, why) for n, a in entrypoints.items()]
     overrides += [

@@ -151,11 +151,7 @@ def controller(
         testbed.kubeconfig, kubeconfig, token=token, user=f"system:serviceaccount:{namespace}:cert-manager"
     )
     metrics, healthz = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    process = certmanager.start(
-        "cert-manager",
-        tool_path("cert-manager"),
-        work / "logs",
-        lifetime=1800,
+    flags = certmanager.arguments(
         kubeconfig=kubeconfig,
         metrics_address=metrics,
         healthz_address=healthz,
@@ -163,6 +159,7 @@ def controller(
         # What roles/cert_manager runs in a cluster (without the shims).
         extra=["--controllers=*,-ingress-shim"],
     )
+    process = certmanager.start("cert-manager", tool_path("cert-manager"), work / "logs", flags, lifetime=1800)
     running = Controller(process, testbed, healthz)
     try:
         running.wait(lambda: certmanager.live(healthz), 30, "answering /livez")

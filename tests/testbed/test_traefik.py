@@ -90,11 +90,7 @@ def running_traefik(
     traefik.grant_access(Api(testbed.info["server"], pki), token, expiration_s=1200)
 
     def launch(ports: dict[str, int]) -> ManagedProcess:
-        return traefik.start(
-            "traefik",
-            binary,
-            work,
-            lifetime=600,
+        flags = traefik.arguments(
             api_url=testbed.info["server"],
             token_file=token,
             ca_file=pki.ca,
@@ -102,6 +98,7 @@ def running_traefik(
             ping_address=f"127.0.0.1:{ports['ping']}",
             gateway_class_selector=traefik.private_selector(traefik_id),
         )
+        return traefik.start("traefik", binary, work, flags, lifetime=600)
 
     process, ports = start_on_free_ports(
         launch, ("ping", "web", "websecure"), ready=lambda _p, ports: traefik.ping(f"127.0.0.1:{ports['ping']}")

@@ -7,8 +7,9 @@ Used by `testbed up --cert-manager` and by the test suites, which start their ow
     token = certmanager.request_token(api, namespace="cert-manager", service_account="cert-manager",
                                       expiration_s=3600)                # run as a ServiceAccount
     certmanager.write_token_kubeconfig(admin_kubeconfig, path, token=token, user="cert-manager")
-    process = certmanager.start("cert-manager", binary, log_dir, lifetime=600, kubeconfig=path,
-                                metrics_address="127.0.0.1:PORT", healthz_address="127.0.0.1:PORT")
+    flags = certmanager.arguments(kubeconfig=path, metrics_address="127.0.0.1:PORT",
+                                  healthz_address="127.0.0.1:PORT")
+    process = certmanager.start("cert-manager", binary, log_dir, flags, lifetime=600)
     process.wait_until(lambda: certmanager.live("127.0.0.1:PORT"), 30, "cert-manager /livez")
 
 The controller reads everything from its kubeconfig (it has no in-cluster config to prefer:
@@ -24,7 +25,6 @@ import subprocess
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from testkit.process import ManagedProcess
 
@@ -78,17 +78,19 @@ def arguments(
     return [*args, *extra]
 
 
-def argv(binary: Path | str, **kwargs: Any) -> list[str]:
-    return [str(binary), *arguments(**kwargs)]
-
-
 def start(
-    name: str, binary: Path | str, log_dir: Path, *, lifetime: str | float, kill_after: str = "10s", **kwargs: Any
+    name: str,
+    binary: Path | str,
+    log_dir: Path,
+    flags: Sequence[str],
+    *,
+    lifetime: str | float,
+    kill_after: str = "10s",
 ) -> ManagedProcess:
-    """Start the controller (`argv(BINARY, **KWARGS)`) under `timeout LIFETIME`, logging to
-    LOG_DIR/NAME.log, with PATH as its only environment variable."""
+    """Start the controller (BINARY with FLAGS, which `arguments` gives) under `timeout LIFETIME`,
+    logging to LOG_DIR/NAME.log, with PATH as its only environment variable."""
     return ManagedProcess(
-        name, argv(binary, **kwargs), log_dir, inherit_env=False, lifetime=lifetime, kill_after=kill_after
+        name, [str(binary), *flags], log_dir, inherit_env=False, lifetime=lifetime, kill_after=kill_after
     )
 
 

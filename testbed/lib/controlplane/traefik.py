@@ -4,13 +4,13 @@ Used by `testbed up --traefik` and by the test suites, which start their own Tra
 
     from controlplane import traefik
     traefik.grant_access(api, token_file, expiration_s=3600)          # ServiceAccount + token
-    process = traefik.start("traefik", binary, log_dir, lifetime=600,
-                            api_url=..., token_file=..., ca_file=...,
-                            entrypoints={"web": "127.0.0.1:8000", "websecure": "127.0.0.1:8443"},
-                            ping_address="127.0.0.1:8082", extra=["--providers.kubernetescrd.namespaces=auth"])
+    flags = traefik.arguments(api_url=..., token_file=..., ca_file=...,
+                              entrypoints={"web": "127.0.0.1:8000", "websecure": "127.0.0.1:8443"},
+                              ping_address="127.0.0.1:8082", extra=["--providers.kubernetescrd.namespaces=auth"])
+    process = traefik.start("traefik", binary, log_dir, flags, lifetime=600)
     process.wait_until(lambda: traefik.ping("127.0.0.1:8082"), 30, "Traefik /ping")
 
-or build the command line only: `traefik.argv(binary, api_url=..., ...)`.
+or build the command line only: `[str(binary), *traefik.arguments(api_url=..., ...)]`.
 
 How Traefik v3.6 reaches an API server from outside a cluster: each Kubernetes provider
 (`kubernetesgateway`, `kubernetescrd`) takes `endpoint` (the API server URL), `token` (a bearer
@@ -180,11 +180,6 @@ def private_selector(traefik_id: str) -> str:
     return f"{PRIVATE_LABEL}={traefik_id}"
 
 
-def argv(binary: Path | str, **kwargs: Any) -> list[str]:
-    """The whole command line: BINARY and `arguments(**KWARGS)`."""
-    return [str(binary), *arguments(**kwargs)]
-
-
 def check_no_system_config() -> None:
     """Raise when /etc/traefik holds a configuration file: Traefik would ignore every flag."""
     for path in SYSTEM_CONFIG_FILES:
@@ -196,13 +191,13 @@ def start(
     name: str,
     binary: Path | str,
     log_dir: Path,
+    flags: Sequence[str],
     *,
     lifetime: str | float,
     kill_after: str = "10s",
     work_dir: Path | None = None,
-    **kwargs: Any,
 ) -> ManagedProcess:
-    """Start Traefik (`argv(BINARY, **KWARGS)`) under `timeout LIFETIME`, logging to
+    """Start Traefik (BINARY with FLAGS, which `arguments` gives) under `timeout LIFETIME`, logging to
     LOG_DIR/NAME.log, with PATH as its only environment variable and WORK_DIR (default
     LOG_DIR/NAME.d) as its working directory, so no KUBECONFIG, TRAEFIK_* variable or
     traefik.{toml,yaml,yml} of the caller's overrides the flags."""
@@ -210,7 +205,7 @@ def start(
     cwd = work_dir or log_dir / f"{name}.d"
     cwd.mkdir(parents=True, exist_ok=True)
     return ManagedProcess(
-        name, argv(binary, **kwargs), log_dir, inherit_env=False, lifetime=lifetime, kill_after=kill_after, cwd=cwd
+        name, [str(binary), *flags], log_dir, inherit_env=False, lifetime=lifetime, kill_after=kill_after, cwd=cwd
     )
 
 

@@ -102,7 +102,7 @@ class ClusterState:
 
     def services_selecting(self, workload: Workload) -> list[Service]:
         ips = set(workload.pod_ips)
-        return [s for s in self.services if any(ip in ips for p in s.ports for ip, _ in p.endpoints)]
+        return [s for s in self.services if any(ip in ips for p in s.ports for ip, _port in p.endpoints)]
 
     def route(self, namespace: str, name: str) -> Mapping[str, t.Any]:
         for route in self.httproutes:
@@ -253,7 +253,7 @@ def unready_workloads(state: ClusterState) -> list[str]:
             continue
         for service in state.services_selecting(workload):
             for port in service.ports:
-                have = {ip for ip, _ in port.endpoints}
+                have = {ip for ip, _port in port.endpoints}
                 if not set(workload.pod_ips) <= have:
                     waiting.append(f"Service {service.namespace}/{service.name} port {port.port}: endpoints {have}")
     return waiting

@@ -244,7 +244,7 @@ def gateway_edge(
         # ---- the pod network: addresses, kube-proxy, cluster DNS ----------------------------
         add_local_addresses(
             [s.cluster_ip for s in state.services if s.cluster_ip not in ("", "None")]
-            + [ip for s in state.services for p in s.ports for ip, _ in p.endpoints]
+            + [ip for s in state.services for p in s.ports for ip, _port in p.endpoints]
         )
         names: dict[str, str] = {}
         for service in state.services:

@@ -229,7 +229,9 @@ def issued(controller: Controller, rendered: Rendered, tmp_path_factory: pytest.
         controller.wait(ready(cert), READY_TIMEOUT_S, f"Certificate {meta['namespace']}/{meta['name']} Ready")
     seconds = time.monotonic() - started
     ca_meta = rendered.ca_certificate["metadata"]
-    ca, _ = secret_certificates(testbed.api, ca_meta["namespace"], rendered.ca_certificate["spec"]["secretName"])
+    ca, _ca_issuer = secret_certificates(
+        testbed.api, ca_meta["namespace"], rendered.ca_certificate["spec"]["secretName"]
+    )
     leaves, cas, revisions = {}, {}, {}
     for cert in rendered.site_certificates:
         namespace = cert["metadata"]["namespace"]
@@ -245,7 +247,7 @@ def test_the_rendered_chain_is_what_the_stack_model_asks_for(rendered: Rendered)
     kinds = sorted(
         (o["kind"], o["metadata"]["name"]) for o in rendered.issuers_and_certificates if o["kind"] == "ClusterIssuer"
     )
-    assert [name for _, name in kinds] == sorted(
+    assert [name for _kind, name in kinds] == sorted(
         [cm["issuer"]["name"], rendered.ca_certificate["spec"]["issuerRef"]["name"]]
     )
     assert {c["metadata"]["namespace"] for c in rendered.site_certificates} == set(rendered.tls["namespaces"])
@@ -294,7 +296,7 @@ def test_certificate_is_renewed_with_a_new_key(issued: Issued, controller: Contr
             return revision if revision > issued.revisions[namespace] else 0
 
         revision = controller.wait(renewed, RENEWAL_TIMEOUT_S, f"Certificate {namespace}/{name} renewed")
-        leaf, _ = controller.wait(
+        leaf, _ca = controller.wait(
             functools.partial(_changed, api, namespace, rendered.tls["secret_name"], first),
             30,
             f"Secret {namespace}/{rendered.tls['secret_name']} holding the renewed certificate",

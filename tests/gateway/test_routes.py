@@ -32,7 +32,10 @@ def test_the_forward_auth_request_goes_through_oauth2_proxys_cluster_dns_name(ed
 def bypass_route(edge: GatewayEdge, gateway_testbed: GatewayTestbed) -> Iterator[dict[str, t.Any]]:
     """An HTTPRoute an app's namespace publishes itself: straight to its Service, no Middleware."""
     (gateway,) = edge.state.gateways
-    https = next(listener for listener in gateway["spec"]["listeners"] if listener["protocol"] == "HTTPS")
+    # Not next(): in this generator its StopIteration would surface as a bare RuntimeError (PEP 479).
+    https_listeners = [listener for listener in gateway["spec"]["listeners"] if listener["protocol"] == "HTTPS"]
+    assert https_listeners, f"Gateway {gateway['metadata']['name']} has no HTTPS listener"
+    https = https_listeners[0]
     route = {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",

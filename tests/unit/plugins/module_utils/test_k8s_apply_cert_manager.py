@@ -310,4 +310,7 @@ def test_pruning_finds_the_webhook_configurations_once_cert_manager_is_no_longer
         ("ValidatingWebhookConfiguration", "cert-manager-webhook"),
     ]
     # Apply order: last, with the validating one.
-    assert [k for _, k in kinds_to_list([])][-2:] == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
+    assert [kind for _api_version, kind in kinds_to_list([])][-2:] == [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ]

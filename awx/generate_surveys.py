@@ -76,10 +76,11 @@ SURVEYS: dict[str, Survey] = {
     "cluster": Survey(
         "playbooks/cluster.yml",
         "zerotrust.aks cluster layer",
-        "Ingress controller, oauth2-proxy, the demo apps and one protected Ingress per app.",
+        "The edge, oauth2-proxy, the demo apps and one protected route per app.",
         (
             HOST,
             INSTANCE,
+            Question("zerotrust_aks_edge", "Edge (gateway-api is recommended for new installs)"),
             Question("zerotrust_aks_ingress_controller", "Ingress controller"),
             Question("zerotrust_aks_tls_mode", "TLS certificate"),
             Question("zerotrust_aks_session_lifetime", "Session lifetime (Go duration)"),

@@ -45,7 +45,6 @@ from authflow import harness
 from controlplane import traefik
 from kubernetes import client
 from testkit.pki import write_private
-from testkit.ports import free_port
 from testkit.process import ManagedProcess
 
 from .cluster import ClusterState, Workload, secret_bytes, service_account_token
@@ -263,26 +262,17 @@ def gateway_edge(
 
         # ---- the IdP -----------------------------------------------------------------------
         client_id, client_secret = _client_credentials(objects)
-        issuer_file = work_dir / "issuer"
-        idp = ManagedProcess(
-            "idp",
-            harness.idp_argv(
-                binaries.idp,
-                listen=f"127.0.0.1:{free_port()}",
-                issuer_file=issuer_file,
-                client_id=client_id,
-                client_secret=client_secret,
-                users_file=harness.write_users_file(work_dir / "idp-users.json", users),
-                settings=idp_settings,
-            ),
+        issuer_url = harness.start_idp(
+            binaries.idp,
+            work_dir,
             log_dir,
-            inherit_env=False,
-            lifetime=lifetime_s,
+            client_id=client_id,
+            client_secret=client_secret,
+            users=users,
+            settings=idp_settings,
+            lifetime_s=lifetime_s,
+            processes=processes,
         )
-        processes.append(idp)
-        idp.wait_until(lambda: issuer_file.exists() and issuer_file.read_text().strip() != "", what="listening")
-        issuer_url = issuer_file.read_text().strip()
-        idp.wait_until(lambda: harness.http_ok(issuer_url + "/.well-known/openid-configuration"), what="discovery")
 
         # ---- oauth2-proxy, one per Pod -----------------------------------------------------
         invocations = []

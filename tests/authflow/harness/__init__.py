@@ -81,6 +81,7 @@ from .stack import (
     idp_argv,
     login_stack,
     oauth2_proxy_service_key,
+    start_idp,
     write_users_file,
 )
 from .tls import write_test_pki, write_tls_secret_files
@@ -137,6 +138,7 @@ __all__ = [
     "service_key",
     "signin_location_name",
     "spki_sha256",
+    "start_idp",
     "write_test_pki",
     "write_tls_secret_files",
     "write_users_file",

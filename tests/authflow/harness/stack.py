@@ -91,6 +91,43 @@ def idp_argv(
     ]
 
 
+def start_idp(
+    binary: str,
+    work_dir: Path,
+    log_dir: Path,
+    *,
+    client_id: str,
+    client_secret: str,
+    users: Sequence[IdpUser],
+    settings: IdpSettings | None,
+    lifetime_s: float,
+    processes: list[ManagedProcess],
+) -> str:
+    """Start the IdP on a free 127.0.0.1 port (appended to PROCESSES at once, so the caller stops
+    it even when a wait fails) and wait until it serves discovery; returns its issuer URL."""
+    issuer_file = work_dir / "issuer"
+    idp = ManagedProcess(
+        "idp",
+        idp_argv(
+            binary,
+            listen=f"127.0.0.1:{free_port()}",
+            issuer_file=issuer_file,
+            client_id=client_id,
+            client_secret=client_secret,
+            users_file=write_users_file(work_dir / "idp-users.json", users),
+            settings=settings,
+        ),
+        log_dir,
+        inherit_env=False,
+        lifetime=lifetime_s,
+    )
+    processes.append(idp)
+    idp.wait_until(lambda: issuer_file.exists() and issuer_file.read_text().strip() != "", what="listening")
+    issuer_url = issuer_file.read_text().strip()
+    idp.wait_until(lambda: http_ok(issuer_url + "/.well-known/openid-configuration"), what="serving discovery")
+    return issuer_url
+
+
 def write_users_file(path: Path, users: Sequence[IdpUser]) -> Path:
     """The IdP's ``--users-file`` for ``users`` (passwords inside: written owner-only)."""
     names = [user.username for user in users]
@@ -192,26 +229,17 @@ def login_stack(
     upstreams: dict[str, EchoUpstream] = {}
     try:
         # The IdP first: oauth2-proxy reads the issuer's discovery document when it starts.
-        issuer_file = work_dir / "issuer"
-        idp = ManagedProcess(
-            "idp",
-            idp_argv(
-                binaries.idp,
-                listen=f"127.0.0.1:{free_port()}",
-                issuer_file=issuer_file,
-                client_id=client_id,
-                client_secret=client_secret,
-                users_file=write_users_file(work_dir / "idp-users.json", users),
-                settings=idp_settings,
-            ),
+        issuer_url = start_idp(
+            binaries.idp,
+            work_dir,
             log_dir,
-            inherit_env=False,
-            lifetime=lifetime_s,
+            client_id=client_id,
+            client_secret=client_secret,
+            users=users,
+            settings=idp_settings,
+            lifetime_s=lifetime_s,
+            processes=processes,
         )
-        processes.append(idp)
-        idp.wait_until(lambda: issuer_file.exists() and issuer_file.read_text().strip() != "", what="listening")
-        issuer_url = issuer_file.read_text().strip()
-        idp.wait_until(lambda: http_ok(issuer_url + "/.well-known/openid-configuration"), what="serving discovery")
 
         oauth2_proxy_address = f"127.0.0.1:{free_port()}"
         invocation = oauth2_proxy_invocation(
